@@ -1,0 +1,49 @@
+"""`GET /v1/models` and `GET /v1/models/{id}`, with vLLM's model fields passed through
+(Continue reads `max_model_len`; Open WebUI needs `data[].id` and a JSON content type)."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+import orjson
+from starlette.types import ASGIApp
+
+from gateway.errors import GatewayError, InvalidRequest, NotFound
+from gateway.http.asgi import Receive, Scope, Send, send_bytes
+from gateway.http.context import get_context
+from gateway.http.errors import send_error
+from gateway.services import Services
+
+PREFIX = "/v1/models"
+
+
+class ModelsRoute:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services = self.app.state.services  # type: ignore[attr-defined]
+        ctx = get_context(scope)
+        path: str = scope["path"].rstrip("/")
+        try:
+            if scope["method"] != "GET":
+                raise InvalidRequest("Use GET for /v1/models.")
+            cards = services.registry.model_cards()
+            if path == PREFIX:
+                ctx.route = PREFIX
+                body = {"object": "list", "data": list(cards.values())}
+            else:
+                ctx.route = PREFIX + "/{model}"
+                # Model ids contain slashes (`Qwen/Qwen2.5-32B-Instruct-AWQ`): take the rest.
+                model_id = unquote(path[len(PREFIX) + 1 :])
+                if model_id not in cards:
+                    raise NotFound(
+                        f"The model `{model_id}` does not exist or you do not have access to it.",
+                        param="model",
+                        code="model_not_found",
+                    )
+                body = cards[model_id]
+        except GatewayError as exc:
+            await send_error(send, exc)
+            return
+        await send_bytes(send, 200, orjson.dumps(body))

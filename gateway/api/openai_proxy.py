@@ -1,0 +1,100 @@
+"""The proxied OpenAI routes: chat, completions, embeddings, responses, as pure ASGI."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.types import ASGIApp
+
+from gateway.api.embedding_input import decode_token_input
+from gateway.api.request_checks import Endpoint, check_request
+from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
+from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
+from gateway.http.context import RequestContext, get_context
+from gateway.http.errors import send_error
+from gateway.services import Services
+from gateway.upstream.client import upstream_headers
+from gateway.upstream.relay import RelayRequest, RelayResult
+
+
+def check_content_type(scope: Scope) -> None:
+    content_type = header(scope, b"content-type")
+    # A missing type is tolerated (the body must still parse); a wrong one is refused.
+    if content_type is not None and not content_type.lower().startswith(b"application/json"):
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type `{content_type.decode('latin-1')}`: send a JSON body "
+            "with `Content-Type: application/json`."
+        )
+
+
+def parse_json(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON ({exc.msg} at position {exc.pos})."
+        ) from None
+
+
+class ProxyRoute:
+    def __init__(self, app: ASGIApp, endpoint: Endpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.path = endpoint.value
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = get_context(scope)
+        ctx.route = self.path
+        services: Services = self.app.state.services  # type: ignore[attr-defined]
+        try:
+            if scope["method"] != "POST":
+                raise InvalidRequest(f"Use POST for {self.path}.")
+            result = await self._handle(services, ctx, scope, receive, send)
+        except GatewayError as exc:
+            await send_error(send, exc)
+            return
+        except ClientGone:
+            services.metrics.client_disconnects.labels(self.path).inc()
+            return
+        self._meter(services, ctx, result)
+
+    async def _handle(
+        self, services: Services, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
+    ) -> RelayResult:
+        check_content_type(scope)
+        raw = await read_body(receive, services.settings.max_body_bytes)
+        checked = check_request(self.endpoint, parse_json(raw))
+        changed = checked.changed
+        if self.endpoint is Endpoint.EMBEDDINGS:
+            changed = decode_token_input(checked.body) or changed
+        model, candidates = services.registry.candidates(checked.model)
+        ctx.model = model
+        if model != checked.model:
+            checked.body["model"] = model
+            changed = True
+        request = RelayRequest(
+            path=self.path,
+            body=orjson.dumps(checked.body) if changed else raw,
+            headers=upstream_headers(services.settings, ctx.request_id),
+            model=model,
+            stream=checked.stream,
+            strip_usage=not checked.client_wants_usage,
+            responses_api=self.endpoint is Endpoint.RESPONSES,
+            started=ctx.started,
+        )
+        result = await services.relay.forward(request, candidates, receive, send)
+        ctx.upstream = result.upstream
+        return result
+
+    def _meter(self, services: Services, ctx: RequestContext, result: RelayResult) -> None:
+        metrics = services.metrics
+        if result.cancelled:
+            metrics.client_disconnects.labels(self.path).inc()
+        if result.ttft_s is not None:
+            metrics.ttft.labels(ctx.model).observe(result.ttft_s)
+        if result.prompt_tokens:
+            metrics.tokens.labels(ctx.model, "prompt").inc(result.prompt_tokens)
+        completion = result.completion_tokens
+        if completion is None and result.cancelled:
+            completion = result.chunks  # vLLM sends about one token per chunk
+        if completion:
+            metrics.tokens.labels(ctx.model, "completion").inc(completion)

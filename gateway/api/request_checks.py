@@ -1,0 +1,155 @@
+"""What the gateway checks and rewrites in an OpenAI request body before it goes upstream.
+
+Pure: a parsed body in, a checked and rewritten body out, `InvalidRequest` (with `param`)
+for anything the engine would otherwise reject later or, worse, silently ignore.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from gateway.errors import InvalidRequest
+
+
+class Endpoint(Enum):
+    CHAT = "/v1/chat/completions"
+    COMPLETIONS = "/v1/completions"
+    EMBEDDINGS = "/v1/embeddings"
+    RESPONSES = "/v1/responses"
+
+    @property
+    def streams(self) -> bool:
+        return self is not Endpoint.EMBEDDINGS
+
+    @property
+    def has_stream_options(self) -> bool:
+        return self in (Endpoint.CHAT, Endpoint.COMPLETIONS)
+
+
+# vLLM >= 0.12 answers 200 and ignores these (unconstrained output); `structured_outputs`
+# replaced them (vllm-project/vllm#29326).
+GUIDED_FIELDS = {
+    "guided_json": "json",
+    "guided_regex": "regex",
+    "guided_choice": "choice",
+    "guided_grammar": "grammar",
+    "guided_whitespace_pattern": "whitespace_pattern",
+}
+# Chose a backend per request before; now a server flag. Dropped rather than relayed.
+DROPPED_GUIDED_FIELDS = ("guided_decoding_backend",)
+
+_REQUIRED_INPUT = {
+    Endpoint.CHAT: "messages",
+    Endpoint.COMPLETIONS: "prompt",
+    Endpoint.EMBEDDINGS: "input",
+    Endpoint.RESPONSES: "input",
+}
+_MAX_TOKEN_FIELDS = {
+    Endpoint.CHAT: ("max_completion_tokens", "max_tokens"),
+    Endpoint.COMPLETIONS: ("max_tokens",),
+    Endpoint.RESPONSES: ("max_output_tokens",),
+    Endpoint.EMBEDDINGS: (),
+}
+
+
+@dataclass(slots=True)
+class CheckedRequest:
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    # The client's own wish: the usage chunk is stripped from the stream when it is False.
+    client_wants_usage: bool
+    max_tokens: int | None
+    changed: bool
+
+
+def check_request(endpoint: Endpoint, body: Any) -> CheckedRequest:
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("You must provide a model parameter (a string).", param="model")
+    _require_input(endpoint, body)
+    stream = _optional(body, "stream", bool) or False
+    if stream and not endpoint.streams:
+        raise InvalidRequest(f"{endpoint.value} does not support streaming.", param="stream")
+    max_tokens = _max_tokens(endpoint, body)
+    changed = _translate_guided(body)
+    wants_usage = False
+    if endpoint.has_stream_options:
+        wants_usage, options_changed = _stream_options(body, stream)
+        changed = changed or options_changed
+    return CheckedRequest(body, model, stream, wants_usage, max_tokens, changed)
+
+
+def _require_input(endpoint: Endpoint, body: dict[str, Any]) -> None:
+    field = _REQUIRED_INPUT[endpoint]
+    value = body.get(field)
+    if endpoint is Endpoint.CHAT:
+        if not isinstance(value, list) or not value:
+            raise InvalidRequest("`messages` must be a non-empty array.", param="messages")
+        for i, message in enumerate(value):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise InvalidRequest(
+                    f"`messages[{i}]` must be an object with a `role`.", param=f"messages[{i}]"
+                )
+    elif value is None or not isinstance(value, str | list):
+        raise InvalidRequest(f"`{field}` is required (a string or an array).", param=field)
+
+
+def _optional(body: dict[str, Any], field: str, kind: type) -> Any:
+    value = body.get(field)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidRequest(f"`{field}` must be a {kind.__name__}.", param=field)
+    return value
+
+
+def _max_tokens(endpoint: Endpoint, body: dict[str, Any]) -> int | None:
+    found: int | None = None
+    for field in _MAX_TOKEN_FIELDS[endpoint]:
+        value = body.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidRequest(f"`{field}` must be a positive integer.", param=field)
+        found = value if found is None else min(found, value)
+    return found
+
+
+def _translate_guided(body: dict[str, Any]) -> bool:
+    guided = {k: body.pop(k) for k in list(body) if k in GUIDED_FIELDS}
+    dropped = [body.pop(k) for k in DROPPED_GUIDED_FIELDS if k in body]
+    if not guided:
+        return bool(dropped)
+    existing = body.get("structured_outputs")
+    if existing is not None and not isinstance(existing, dict):
+        raise InvalidRequest("`structured_outputs` must be an object.", param="structured_outputs")
+    merged = dict(existing or {})
+    for legacy, value in guided.items():
+        key = GUIDED_FIELDS[legacy]
+        if key in merged and merged[key] != value:
+            raise InvalidRequest(
+                f"`{legacy}` conflicts with `structured_outputs.{key}`; send only one.",
+                param=legacy,
+            )
+        merged[key] = value
+    body["structured_outputs"] = merged
+    return True
+
+
+def _stream_options(body: dict[str, Any], stream: bool) -> tuple[bool, bool]:
+    """Returns (client wants usage, body changed). The engine always meters the stream."""
+    options = _optional(body, "stream_options", dict)
+    if not stream:
+        if "stream_options" in body:
+            # vLLM answers 400 to stream_options without stream; some clients send it anyway.
+            del body["stream_options"]
+            return False, True
+        return False, False
+    wants = bool((options or {}).get("include_usage"))
+    if wants:
+        return True, False
+    body["stream_options"] = {**(options or {}), "include_usage": True}
+    return False, True

@@ -1,0 +1,69 @@
+"""The `gateway` command. Flags map onto the one settings object; nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+from pydantic import ValidationError
+
+from gateway import __version__
+from gateway.config import Settings
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from env/YAML plus CLI overrides, or a readable exit on bad configuration."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = [
+            f"  GATEWAY_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gateway")
+def cli() -> None:
+    """A self-hosted, OpenAI-compatible gateway in front of vLLM."""
+
+
+@cli.command()
+@click.option("--host", help="Interface to bind (GATEWAY_HOST, default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (GATEWAY_PORT, default 8080).")
+@click.option("--workers", type=int, help="Worker processes (GATEWAY_WORKERS, default 1).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the gateway alone, configured by GATEWAY_* environment variables."""
+    import uvicorn
+
+    from gateway.logs import configure_logging
+
+    settings = load_settings(host=host, port=port, workers=workers)
+    configure_logging(settings.log_level, settings.log_format)
+    # Workers rebuild their settings from the environment: hand the flags down that way.
+    for name in ("host", "port", "workers"):
+        os.environ[f"GATEWAY_{name.upper()}"] = str(getattr(settings, name))
+    uvicorn.run(
+        "gateway.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+def main() -> None:
+    try:
+        cli(prog_name="gateway")
+    except KeyboardInterrupt:
+        sys.exit(130)

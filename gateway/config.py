@@ -1,0 +1,108 @@
+"""The one settings object: `GATEWAY_*` environment variables, optionally a YAML file.
+
+Precedence, highest first: explicit init arguments (the CLI's flags), environment,
+the YAML file named by `GATEWAY_CONFIG`, defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+CONFIG_ENV = "GATEWAY_CONFIG"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def normalise_upstream_url(url: str) -> str:
+    """Engine root URL without a trailing slash or `/v1` (both are tolerated on input)."""
+    url = url.strip().rstrip("/")
+    if url.endswith("/v1"):
+        url = url[: -len("/v1")]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="ignore", validate_default=True, frozen=True
+    )
+
+    # Where to listen (the CLI's --host/--port/--workers override these).
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+
+    upstreams: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    upstream_api_key: SecretStr | None = None
+    # Alias -> served model id, e.g. {"gpt-4o-mini": "smollm2-135m-instruct"}.
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict, validation_alias=AliasChoices("model_aliases", "aliases")
+    )
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    admin_key: SecretStr | None = None
+    embedding_model: str | None = None
+
+    # A 70B model's first token after a long prompt can take minutes on one consumer GPU:
+    # the read timeout bounds the silence between bytes, not the whole request.
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(600.0, gt=0)
+    discovery_interval_s: float = Field(30.0, gt=0)
+    health_interval_s: float = Field(5.0, gt=0)
+
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    access_log: bool = True
+
+    @field_validator("upstreams", mode="before")
+    @classmethod
+    def _parse_upstreams(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        if isinstance(value, list):
+            return [normalise_upstream_url(str(url)) for url in value]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        yaml_path = os.environ.get(CONFIG_ENV)
+        if yaml_path:
+            if not Path(yaml_path).is_file():
+                raise ValueError(f"{CONFIG_ENV}={yaml_path}: no such file")
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=yaml_path))
+        return tuple(sources)

@@ -1,0 +1,116 @@
+"""Errors the gateway itself returns, all rendered in the OpenAI shape.
+
+    GatewayError                    any error with a status, type, code and param
+    ├── InvalidRequest              400 invalid_request_error (bad JSON, wrong types)
+    │   └── ContextLengthExceeded   400 context_length_exceeded
+    ├── AuthenticationError         401 invalid_api_key
+    ├── PermissionDenied            403
+    ├── NotFound                    404 (model_not_found, ...)
+    ├── PayloadTooLarge             413
+    ├── UnsupportedMediaType        415
+    ├── RateLimited                 429 rate_limit_exceeded / insufficient_quota
+    ├── UpstreamUnavailable         503 no healthy engine, or it refused the connection
+    └── UpstreamTimeout             504 the engine went silent for longer than the read timeout
+
+Routes raise these; the error renderer in `gateway.http` turns them into responses, and
+into an SSE `data: {"error": ...}` event once a stream has started.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+    code: str | None = None
+    # Deterministic failures tell the SDKs not to retry (they honour x-should-retry).
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return error_body(self.message, self.type, self.param, self.code)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.body())
+
+
+def error_body(
+    message: str, type_: str, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class ContextLengthExceeded(InvalidRequest):
+    code = "context_length_exceeded"
+
+
+class AuthenticationError(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+    retryable = True
+
+
+class UpstreamUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "upstream_unavailable"
+    retryable = True
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    type = "server_error"
+    code = "upstream_timeout"
+    retryable = True

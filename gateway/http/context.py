@@ -1,0 +1,120 @@
+"""Per-request context, the request id, access logging and request metrics, as pure ASGI.
+
+The context lives in the ASGI scope so handlers deep in the stack can fill in what only
+they know (route template, model, key) for the access log and metrics written here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import orjson
+
+from gateway.http.asgi import ASGIApp, Message, Receive, Scope, Send, header
+from gateway.http.errors import INTERNAL_ERROR
+from gateway.metrics import Metrics
+
+log = logging.getLogger("gateway.access")
+error_log = logging.getLogger("gateway.error")
+
+CONTEXT_KEY = "gateway.context"
+_MAX_REQUEST_ID = 128
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request_id: str
+    started: float
+    route: str = "other"
+    model: str = ""
+    status: int = 0
+    key_id: str | None = None
+    upstream: str | None = None
+
+
+def get_context(scope: Scope) -> RequestContext:
+    return scope[CONTEXT_KEY]  # type: ignore[no-any-return]
+
+
+def _request_id(scope: Scope) -> str:
+    given = header(scope, b"x-request-id")
+    if given:
+        text = given.decode("latin-1")
+        # A client-chosen id ends up in logs and upstream headers: keep it short and printable.
+        if len(text) <= _MAX_REQUEST_ID and text.isprintable():
+            return text
+    return uuid.uuid4().hex
+
+
+def _route_label(scope: Scope) -> str:
+    # FastAPI/Starlette routes record their template; unknown paths collapse to "other".
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "other"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = RequestContext(request_id=_request_id(scope), started=time.perf_counter())
+        scope[CONTEXT_KEY] = ctx
+        rid_header = (b"x-request-id", ctx.request_id.encode())
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                ctx.status = message["status"]
+                message["headers"] = [*message.get("headers", ()), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            error_log.exception("unhandled error", extra={"request_id": ctx.request_id})
+            if not started:
+                ctx.status = 500
+                body = orjson.dumps(INTERNAL_ERROR)
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json"), rid_header],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            self._record(scope, ctx)
+
+    def _record(self, scope: Scope, ctx: RequestContext) -> None:
+        elapsed = time.perf_counter() - ctx.started
+        route = ctx.route if ctx.route != "other" else _route_label(scope)
+        status = ctx.status or 499  # nothing sent: the client left first
+        self.metrics.requests.labels(route, ctx.model, str(status)).inc()
+        self.metrics.duration.labels(route, ctx.model).observe(elapsed)
+        if self.access_log:
+            log.info(
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": ctx.request_id,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "model": ctx.model or None,
+                    "key_id": ctx.key_id,
+                    "upstream": ctx.upstream,
+                },
+            )

@@ -1,0 +1,48 @@
+"""`/healthz` (the process is alive), `/readyz` (it can serve), `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import ORJSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.services import Services
+
+router = APIRouter(include_in_schema=False)
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+@router.get("/healthz")
+async def healthz() -> ORJSONResponse:
+    return ORJSONResponse({"status": "ok"})
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> ORJSONResponse:
+    services = _services(request)
+    upstreams: list[dict[str, Any]] = [
+        {
+            "url": u.url,
+            "healthy": u.healthy,
+            "models": sorted(u.models),
+            "in_flight": u.in_flight,
+            "error": u.last_error,
+        }
+        for u in services.registry.upstreams
+    ]
+    ready = services.registry.any_healthy()
+    return ORJSONResponse(
+        {"status": "ready" if ready else "not_ready", "upstreams": upstreams},
+        status_code=200 if ready else 503,
+    )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    registry = _services(request).metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

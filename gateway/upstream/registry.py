@@ -1,0 +1,79 @@
+"""Which engines exist, which models each serves, and which are healthy.
+
+State only: discovery and health checks (`monitor.py`) write it, the proxy reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.errors import NotFound, UpstreamUnavailable
+
+
+@dataclass(slots=True, eq=False)
+class Upstream:
+    url: str
+    healthy: bool = False
+    in_flight: int = 0
+    # Model cards exactly as the engine reported them (vLLM adds max_model_len, root, ...).
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    discovered: bool = False
+    last_error: str | None = None
+
+
+class Registry:
+    def __init__(self, urls: list[str], aliases: dict[str, str] | None = None) -> None:
+        self.upstreams = [Upstream(url) for url in dict.fromkeys(urls)]
+        self.aliases = dict(aliases or {})
+        self._by_model: dict[str, list[Upstream]] = {}
+
+    def set_models(self, upstream: Upstream, cards: list[dict[str, Any]]) -> None:
+        upstream.models = {str(card["id"]): card for card in cards if "id" in card}
+        upstream.discovered = True
+        self._reindex()
+
+    def _reindex(self) -> None:
+        index: dict[str, list[Upstream]] = {}
+        for upstream in self.upstreams:
+            for model_id in upstream.models:
+                index.setdefault(model_id, []).append(upstream)
+        self._by_model = index
+
+    def served_id(self, requested: str) -> str:
+        return self.aliases.get(requested, requested)
+
+    def candidates(self, requested: str) -> tuple[str, list[Upstream]]:
+        """The served model id and the upstreams that serve it.
+
+        Raises 404 for a model nobody serves, but 503 while no engine has answered
+        discovery yet: an engine still loading its weights is not a wrong model name.
+        """
+        model = self.served_id(requested)
+        found = self._by_model.get(model)
+        if found:
+            return model, found
+        if not any(u.discovered for u in self.upstreams):
+            raise UpstreamUnavailable(
+                "No inference engine has answered yet; it may still be loading the model. "
+                "Retry shortly, or check GATEWAY_UPSTREAMS and /readyz."
+            )
+        raise NotFound(
+            f"The model `{requested}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+    def model_cards(self) -> dict[str, dict[str, Any]]:
+        """Every served model (first upstream's card wins) plus configured aliases."""
+        cards: dict[str, dict[str, Any]] = {}
+        for upstream in self.upstreams:
+            for model_id, card in upstream.models.items():
+                cards.setdefault(model_id, card)
+        for alias, target in self.aliases.items():
+            if target in cards and alias not in cards:
+                cards[alias] = {**cards[target], "id": alias, "root": target}
+        return cards
+
+    def any_healthy(self) -> bool:
+        return any(u.healthy for u in self.upstreams)

@@ -1,0 +1,299 @@
+"""Forwarding one request to an engine and relaying its answer, bytes as they arrive.
+
+Failover happens only before the client has received anything: a refused or reset
+connection moves on to the next healthy engine; once bytes flowed, a failure is reported
+in-band. When the client goes away, the upstream connection is closed at once so vLLM
+aborts the request and frees its KV cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.http.asgi import RawHeaders, Receive, Send
+from gateway.http.errors import sse_error_event
+from gateway.metrics import Metrics
+from gateway.upstream.balancer import choose
+from gateway.upstream.registry import Upstream
+from gateway.upstream.sse import (
+    EventSplitter,
+    StreamUsage,
+    is_usage_chunk,
+    normalise_error_body,
+    normalise_error_event,
+    responses_usage,
+)
+
+log = logging.getLogger("gateway.relay")
+
+# Failures that mean the request never reached a working engine: safe to try the next one.
+_CONNECT_ERRORS = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,  # also a stale keep-alive connection
+    aiohttp.ClientOSError,
+)
+_SSE_HEADERS: RawHeaders = [
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # proxies like nginx must not buffer the stream
+]
+
+
+@dataclass(slots=True)
+class RelayRequest:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    model: str
+    stream: bool
+    strip_usage: bool
+    responses_api: bool = False
+    started: float = 0.0
+    extra_headers: RawHeaders | None = None
+
+
+@dataclass(slots=True)
+class RelayResult:
+    upstream: str | None = None
+    status: int = 0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    ttft_s: float | None = None
+    streamed: bool = False
+    cancelled: bool = False
+    # Content chunks relayed: an estimate of completion tokens when no usage arrived.
+    chunks: int = 0
+
+
+class Relay:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        metrics: Metrics,
+        on_connect_failure: Callable[[Upstream, str], None],
+    ) -> None:
+        self.session = session
+        self.metrics = metrics
+        self.on_connect_failure = on_connect_failure
+
+    async def forward(
+        self,
+        request: RelayRequest,
+        candidates: Sequence[Upstream],
+        receive: Receive,
+        send: Send,
+    ) -> RelayResult:
+        """Relay the request; returns what metering needs. Raises GatewayError only while
+        nothing has been sent to the client yet."""
+        result = RelayResult(streamed=request.stream)
+        cancelled = await _until_disconnect(
+            self._forward(request, candidates, send, result), receive
+        )
+        result.cancelled = cancelled
+        return result
+
+    async def _forward(
+        self,
+        request: RelayRequest,
+        candidates: Sequence[Upstream],
+        send: Send,
+        result: RelayResult,
+    ) -> None:
+        response, upstream = await self._connect(request, candidates)
+        result.upstream = upstream.url
+        upstream.in_flight += 1
+        try:
+            result.status = response.status
+            if response.status != 200:
+                await self._relay_error(response, upstream, send, request)
+            elif response.content_type == "text/event-stream":
+                await self._relay_stream(response, upstream, send, request, result)
+            else:
+                await self._relay_body(response, send, request, result)
+        finally:
+            upstream.in_flight -= 1
+            response.close()  # no-op after a complete read; aborts the engine's work otherwise
+
+    async def _connect(
+        self, request: RelayRequest, candidates: Sequence[Upstream]
+    ) -> tuple[aiohttp.ClientResponse, Upstream]:
+        tried: list[Upstream] = []
+        last_error = ""
+        while (upstream := choose(candidates, tried)) is not None:
+            tried.append(upstream)
+            try:
+                response = await self.session.post(
+                    upstream.url + request.path, data=request.body, headers=request.headers
+                )
+                return response, upstream
+            except _CONNECT_ERRORS as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                self.metrics.upstream_errors.labels(upstream.url, "connect").inc()
+                log.warning(
+                    "upstream connect failed", extra={"upstream": upstream.url, "error": last_error}
+                )
+                self.on_connect_failure(upstream, last_error)
+            except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+                self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
+                raise UpstreamTimeout(
+                    f"The inference engine did not answer within the read timeout "
+                    f"(GATEWAY_READ_TIMEOUT_S) for model `{request.model}`."
+                ) from exc
+        if not tried:
+            raise UpstreamUnavailable(
+                f"No healthy inference engine serves `{request.model}` right now; "
+                "see /readyz for each engine's state."
+            )
+        raise UpstreamUnavailable(
+            f"Could not reach any inference engine serving `{request.model}` ({len(tried)} tried)."
+        )
+
+    async def _relay_error(
+        self,
+        response: aiohttp.ClientResponse,
+        upstream: Upstream,
+        send: Send,
+        request: RelayRequest,
+    ) -> None:
+        self.metrics.upstream_errors.labels(upstream.url, "status").inc()
+        raw = await response.read()
+        try:
+            payload: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = None
+        fallback = raw[:500].decode("utf-8", "replace").strip()
+        body = orjson.dumps(normalise_error_body(payload, response.status, fallback))
+        headers: RawHeaders = [(b"content-type", b"application/json")]
+        if 400 <= response.status < 500 and response.status not in (408, 409, 429):
+            headers.append((b"x-should-retry", b"false"))
+        headers += request.extra_headers or ()
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _relay_body(
+        self,
+        response: aiohttp.ClientResponse,
+        send: Send,
+        request: RelayRequest,
+        result: RelayResult,
+    ) -> None:
+        try:
+            body = await response.read()
+        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+            raise UpstreamTimeout("The inference engine stopped answering mid-response.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnavailable("The inference engine closed the connection.") from exc
+        _read_usage(body, result, request.responses_api)
+        headers: RawHeaders = [
+            (b"content-type", response.headers.get("content-type", "application/json").encode()),
+            (b"content-length", str(len(body)).encode()),
+            *(request.extra_headers or ()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _relay_stream(
+        self,
+        response: aiohttp.ClientResponse,
+        upstream: Upstream,
+        send: Send,
+        request: RelayRequest,
+        result: RelayResult,
+    ) -> None:
+        headers: RawHeaders = [
+            (b"content-type", response.headers["content-type"].encode()),
+            *_SSE_HEADERS,
+            *(request.extra_headers or ()),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        splitter = EventSplitter()
+        usage = StreamUsage()
+        try:
+            async for chunk in response.content.iter_any():
+                out = self._filter(splitter.feed(chunk), usage, request)
+                if out:
+                    if result.ttft_s is None:
+                        result.ttft_s = time.perf_counter() - request.started
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+            tail = splitter.flush()
+        except (aiohttp.SocketTimeoutError, TimeoutError):
+            self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
+            tail = sse_error_event(
+                "The inference engine went silent mid-stream (GATEWAY_READ_TIMEOUT_S).",
+                code="upstream_timeout",
+            )
+        except aiohttp.ClientError:
+            self.metrics.upstream_errors.labels(upstream.url, "stream").inc()
+            tail = sse_error_event(
+                "The inference engine closed the stream early.", code="upstream_disconnected"
+            )
+        result.prompt_tokens = usage.prompt_tokens
+        result.completion_tokens = usage.completion_tokens
+        result.chunks = usage.chunks
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    @staticmethod
+    def _filter(events: list[bytes], usage: StreamUsage, request: RelayRequest) -> bytes:
+        if not events:
+            return b""
+        out: list[bytes] = []
+        for event in events:
+            if request.responses_api:
+                responses_usage(event, usage)
+            elif is_usage_chunk(event, usage) and request.strip_usage:
+                continue
+            out.append(normalise_error_event(event))
+        return b"".join(out)
+
+
+def _read_usage(body: bytes, result: RelayResult, responses_api: bool) -> None:
+    if b'"usage"' not in body:
+        return
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return
+    if responses_api:
+        result.prompt_tokens = usage.get("input_tokens")
+        result.completion_tokens = usage.get("output_tokens")
+    else:
+        result.prompt_tokens = usage.get("prompt_tokens")
+        result.completion_tokens = usage.get("completion_tokens", 0)
+
+
+async def _until_disconnect(work: Coroutine[Any, Any, None], receive: Receive) -> bool:
+    """Run `work`, cancelling it if the client disconnects first. True if it did."""
+    work_task = asyncio.ensure_future(work)
+    watch_task = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        done, _ = await asyncio.wait((work_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        work_task.cancel()
+        watch_task.cancel()
+        raise
+    if work_task in done:
+        watch_task.cancel()
+        work_task.result()  # re-raise GatewayError and friends
+        return False
+    work_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, GatewayError):
+        await work_task
+    return True
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,103 @@
+"""Shared fixtures: fake engines and a real gateway (uvicorn on loopback) in the test's loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from openai import AsyncOpenAI
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.services import Services
+from tests.fakes.engine import FakeEngine, free_port
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: Any
+    server: uvicorn.Server
+
+    @property
+    def services(self) -> Services:
+        return self.app.state.services  # type: ignore[no-any-return]
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)
+
+
+async def start_gateway(**overrides: Any) -> RunningGateway:
+    port = free_port()
+    settings = Settings(
+        **{"port": port, "health_interval_s": 0.2, "log_format": "console", **overrides}
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    server._task = task  # type: ignore[attr-defined]
+    return RunningGateway(f"http://127.0.0.1:{port}", app, server)
+
+
+async def stop_gateway(gateway: RunningGateway) -> None:
+    gateway.server.should_exit = True
+    await gateway.server._task  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[FakeEngine]:
+    fake = await FakeEngine().start()
+    yield fake
+    await fake.stop()
+
+
+GatewayFactory = Callable[..., Awaitable[RunningGateway]]
+
+
+@pytest.fixture
+async def gateway_factory() -> AsyncIterator[GatewayFactory]:
+    started: list[RunningGateway] = []
+
+    async def make(**overrides: Any) -> RunningGateway:
+        gw = await start_gateway(**overrides)
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        await stop_gateway(gw)
+
+
+@pytest.fixture
+async def sdk() -> AsyncIterator[Callable[[RunningGateway], AsyncOpenAI]]:
+    """openai SDK clients pointed at a gateway, closed at teardown."""
+    clients: list[AsyncOpenAI] = []
+
+    def make(gw: RunningGateway, api_key: str = "unused") -> AsyncOpenAI:
+        client = AsyncOpenAI(base_url=gw.url + "/v1", api_key=api_key, max_retries=0)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def gateway(engine: FakeEngine, gateway_factory: GatewayFactory) -> RunningGateway:
+    return await gateway_factory(upstreams=[engine.url])

@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     admin_key: SecretStr | None = None
     embedding_model: str | None = None
+    # `gateway serve` applies pending migrations at start unless this is false.
+    migrate_on_start: bool = True
+    db_pool_size: int = Field(10, ge=1)
+
+    # Key records are cached per process; changes reach every replica through
+    # LISTEN/NOTIFY (or Redis pub/sub), the TTL is only a backstop.
+    key_cache_ttl_s: float = Field(300.0, gt=0)
+    # While the database is down, cached keys keep working this long; unknown keys get 503.
+    db_outage_grace_s: float = Field(600.0, ge=0)
+
+    # Token reservation for requests that name no max_tokens (reconciled afterwards).
+    default_max_tokens: int = Field(1024, ge=1)
+    # In-flight slots are leases: a replica that dies cannot hold them longer than this.
+    slot_lease_s: float = Field(900.0, gt=0)
+
+    usage_flush_interval_s: float = Field(1.0, gt=0)
+    usage_batch_size: int = Field(1000, ge=1)
+    usage_buffer_max: int = Field(100_000, ge=1)
 
     # A 70B model's first token after a long prompt can take minutes on one consumer GPU:
     # the read timeout bounds the silence between bytes, not the whole request.

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +102,33 @@ async def sdk() -> AsyncIterator[Callable[[RunningGateway], AsyncOpenAI]]:
 @pytest.fixture
 async def gateway(engine: FakeEngine, gateway_factory: GatewayFactory) -> RunningGateway:
     return await gateway_factory(upstreams=[engine.url])
+
+
+# -- Postgres: one embedded server per session, a fresh migrated database per test --------
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import pgserver
+
+    from gateway.db.migrate import upgrade
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    # Migrate once into a template; each test's database is a cheap copy of it.
+    server.psql("CREATE DATABASE gw_template;")
+    upgrade(_with_db(server.get_uri(), "gw_template"))
+    yield server
+    server.cleanup()
+
+
+def _with_db(uri: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def database_url(pg_server: Any) -> str:
+    name = f"gw_{uuid.uuid4().hex[:12]}"
+    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE gw_template;")
+    return _with_db(pg_server.get_uri(), name)

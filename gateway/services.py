@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from gateway.config import Settings
 from gateway.metrics import Metrics
@@ -21,3 +23,10 @@ class Services:
     registry: Registry
     monitor: Monitor
     relay: Relay
+    # Present when GATEWAY_DATABASE_URL is set (keys, usage); None runs the gateway open.
+    db: AsyncEngine | None = None
+    sessions: async_sessionmaker | None = None  # type: ignore[type-arg]
+    keys: Any = None  # gateway.keys: the authenticator with its cache
+    limiter: Any = None  # gateway.limits.Limiter
+    usage: Any = None  # gateway.usage: the batch writer
+    quotas: Any = None  # gateway.usage: daily/monthly quota checks

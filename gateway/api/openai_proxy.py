@@ -45,6 +45,8 @@ class ProxyRoute:
         ctx = get_context(scope)
         ctx.route = self.path
         services: Services = self.app.state.services  # type: ignore[attr-defined]
+        in_flight = services.metrics.in_flight.labels(self.path)
+        in_flight.inc()
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest(f"Use POST for {self.path}.")
@@ -55,6 +57,8 @@ class ProxyRoute:
         except ClientGone:
             services.metrics.client_disconnects.labels(self.path).inc()
             return
+        finally:
+            in_flight.dec()
         self._meter(services, ctx, result)
 
     async def _handle(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.services import Services
@@ -18,12 +18,12 @@ def _services(request: Request) -> Services:
 
 
 @router.get("/healthz")
-async def healthz() -> ORJSONResponse:
-    return ORJSONResponse({"status": "ok"})
+async def healthz() -> JSONResponse:
+    return JSONResponse({"status": "ok"})
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     services = _services(request)
     upstreams: list[dict[str, Any]] = [
         {
@@ -36,7 +36,7 @@ async def readyz(request: Request) -> ORJSONResponse:
         for u in services.registry.upstreams
     ]
     ready = services.registry.any_healthy()
-    return ORJSONResponse(
+    return JSONResponse(
         {"status": "ready" if ready else "not_ready", "upstreams": upstreams},
         status_code=200 if ready else 503,
     )

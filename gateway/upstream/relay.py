@@ -111,7 +111,6 @@ class Relay:
     ) -> None:
         response, upstream = await self._connect(request, candidates)
         result.upstream = upstream.url
-        upstream.in_flight += 1
         try:
             result.status = response.status
             if response.status != 200:
@@ -128,27 +127,34 @@ class Relay:
         self, request: RelayRequest, candidates: Sequence[Upstream]
     ) -> tuple[aiohttp.ClientResponse, Upstream]:
         tried: list[Upstream] = []
-        last_error = ""
         while (upstream := choose(candidates, tried)) is not None:
             tried.append(upstream)
+            # Counted from the moment it is sent: the engine is busy while it thinks.
+            upstream.in_flight += 1
             try:
                 response = await self.session.post(
                     upstream.url + request.path, data=request.body, headers=request.headers
                 )
-                return response, upstream
             except _CONNECT_ERRORS as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                upstream.in_flight -= 1
+                reason = f"{type(exc).__name__}: {exc}"
                 self.metrics.upstream_errors.labels(upstream.url, "connect").inc()
                 log.warning(
-                    "upstream connect failed", extra={"upstream": upstream.url, "error": last_error}
+                    "upstream connect failed", extra={"upstream": upstream.url, "error": reason}
                 )
-                self.on_connect_failure(upstream, last_error)
+                self.on_connect_failure(upstream, reason)
+                continue
             except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
+                upstream.in_flight -= 1
                 self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
                 raise UpstreamTimeout(
                     f"The inference engine did not answer within the read timeout "
                     f"(GATEWAY_READ_TIMEOUT_S) for model `{request.model}`."
                 ) from exc
+            except BaseException:
+                upstream.in_flight -= 1
+                raise
+            return response, upstream
         if not tried:
             raise UpstreamUnavailable(
                 f"No healthy inference engine serves `{request.model}` right now; "

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli import cli
+from gateway.config import Settings
+
+
+def test_upstreams_from_env_tolerate_v1_and_slashes(monkeypatch):
+    monkeypatch.setenv("GATEWAY_UPSTREAMS", "http://a:8000/v1, http://b:8000/ ,")
+    assert Settings().upstreams == ["http://a:8000", "http://b:8000"]
+
+
+def test_yaml_file_gives_aliases_and_env_wins(monkeypatch, tmp_path):
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "upstreams: [http://yaml:8000]\nmodel_aliases:\n  gpt-4o-mini: smollm2\nport: 9000\n"
+    )
+    monkeypatch.setenv("GATEWAY_CONFIG", str(config))
+    monkeypatch.setenv("GATEWAY_PORT", "9100")
+    settings = Settings()
+    assert settings.model_aliases == {"gpt-4o-mini": "smollm2"}
+    assert settings.upstreams == ["http://yaml:8000"]
+    assert settings.port == 9100
+
+
+def test_missing_yaml_file_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("GATEWAY_CONFIG", "/nonexistent/gateway.yaml")
+    with pytest.raises(ValueError, match="no such file"):
+        Settings()
+
+
+def test_secrets_are_masked_in_repr(monkeypatch):
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "admin-secret")
+    monkeypatch.setenv("GATEWAY_UPSTREAM_API_KEY", "engine-secret")
+    text = repr(Settings())
+    assert "admin-secret" not in text and "engine-secret" not in text
+
+
+def test_serve_reports_bad_configuration_without_a_traceback(monkeypatch):
+    monkeypatch.setenv("GATEWAY_PORT", "not-a-port")
+    result = CliRunner().invoke(cli, ["serve"])
+    assert result.exit_code == 1
+    assert "GATEWAY_PORT" in result.output and "Traceback" not in result.output

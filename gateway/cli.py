@@ -43,6 +43,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from gateway.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers)
+    if settings.workers > 1 and settings.database_url and not settings.redis_url:
+        raise click.ClickException(
+            f"--workers {settings.workers} without GATEWAY_REDIS_URL would enforce every key's "
+            f"limits once per worker ({settings.workers}x the limit). Set GATEWAY_REDIS_URL "
+            "(e.g. redis://localhost:6379/0) so workers share limits, or run one worker."
+        )
     configure_logging(settings.log_level, settings.log_format)
     # Workers rebuild their settings from the environment: hand the flags down that way.
     for name in ("host", "port", "workers"):

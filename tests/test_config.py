@@ -43,3 +43,10 @@ def test_serve_reports_bad_configuration_without_a_traceback(monkeypatch):
     result = CliRunner().invoke(cli, ["serve"])
     assert result.exit_code == 1
     assert "GATEWAY_PORT" in result.output and "Traceback" not in result.output
+
+
+def test_several_workers_without_redis_are_refused_when_limits_apply(monkeypatch):
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://u@h/db")
+    result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
+    assert result.exit_code == 1
+    assert "GATEWAY_REDIS_URL" in result.output

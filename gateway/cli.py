@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 import click
 from pydantic import ValidationError
 
 from gateway import __version__
 from gateway.config import Settings
+from gateway.metrics import MULTIPROC_ENV
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -53,6 +57,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     # Workers rebuild their settings from the environment: hand the flags down that way.
     for name in ("host", "port", "workers"):
         os.environ[f"GATEWAY_{name.upper()}"] = str(getattr(settings, name))
+    if settings.workers > 1:
+        # Each worker writes its samples here; /metrics sums them (prometheus multiprocess).
+        metrics_dir = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
     uvicorn.run(
         "gateway.app:app_from_env",
         factory=True,
@@ -68,7 +77,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     )
 
 
+def _register() -> None:
+    from gateway.plan.cli import models, plan
+
+    cli.add_command(plan)
+    cli.add_command(models)
+
+
 def main() -> None:
+    _register()
     try:
         cli(prog_name="gateway")
     except KeyboardInterrupt:

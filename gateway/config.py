@@ -98,6 +98,12 @@ class Settings(BaseSettings):
             return [normalise_upstream_url(str(url)) for url in value]
         return value
 
+    @field_validator("database_url", "redis_url", "embedding_model", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # compose files pass `GATEWAY_REDIS_URL=` for an optional service that is off.
+        return None if value == "" else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _parse_origins(cls, value: Any) -> Any:

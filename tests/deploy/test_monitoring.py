@@ -1,0 +1,106 @@
+"""Prometheus scrape config and the provisioned Grafana dashboard."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.compose import COMPOSE, ROOT, SCALE_OUT, load
+
+DEPLOY = ROOT / "deploy"
+GATEWAY_METRICS = (
+    "gateway_requests_total",
+    "gateway_request_duration_seconds",
+    "gateway_time_to_first_token_seconds",
+    "gateway_tokens_total",
+    "gateway_upstream_errors_total",
+    "gateway_requests_in_flight",
+    "gateway_upstream_healthy",
+    "gateway_rate_limited_total",
+)
+VLLM_METRICS = (
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "vllm:kv_cache_usage_perc",
+    "vllm:time_to_first_token_seconds",
+    "vllm:generation_tokens_total",
+)
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> dict[str, Any]:
+    return dict(json.loads((DEPLOY / "grafana/dashboards/gateway.json").read_text()))
+
+
+def _exprs(dashboard: dict[str, Any]) -> list[str]:
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+@pytest.mark.parametrize("metric", GATEWAY_METRICS + VLLM_METRICS)
+def test_dashboard_charts_every_metric(dashboard: dict[str, Any], metric: str) -> None:
+    assert any(metric in expr for expr in _exprs(dashboard)), metric
+
+
+def test_dashboard_covers_what_the_issue_asks(dashboard: dict[str, Any]) -> None:
+    titles = " | ".join(p["title"].lower() for p in dashboard["panels"])
+    for words in (
+        "requests",
+        "tokens / s",
+        "time to first token",
+        "429",
+        "upstream healthy",
+        "kv cache",
+        "queue",
+    ):
+        assert words in titles, words
+    assert 'status="429"' in " ".join(_exprs(dashboard))
+
+
+def test_dashboard_uses_the_provisioned_datasource(dashboard: dict[str, Any]) -> None:
+    provisioned = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    (source,) = provisioned["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == source["uid"]
+
+
+def test_grafana_finds_the_dashboard_where_compose_mounts_it() -> None:
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/gateway.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    grafana = load(COMPOSE)["services"]["grafana"]
+    assert f"./deploy/grafana/dashboards:{path}:ro" in grafana["volumes"]
+    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana["volumes"]
+
+
+def _jobs(name: str) -> dict[str, Any]:
+    config = yaml.safe_load((DEPLOY / "prometheus" / name).read_text())
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.scale-out.yml"])
+def test_prometheus_scrapes_gateway_and_vllm(name: str) -> None:
+    jobs = _jobs(name)
+    (gateway,) = jobs["gateway"]["dns_sd_configs"]
+    assert gateway["names"] == ["gateway"] and gateway["port"] == 8080
+    (engines,) = jobs["vllm"]["dns_sd_configs"]
+    assert {"vllm", "embed"} <= set(engines["names"]) and engines["port"] == 8000
+
+
+def test_scale_out_scrapes_the_second_engine() -> None:
+    (engines,) = _jobs("prometheus.scale-out.yml")["vllm"]["dns_sd_configs"]
+    assert "vllm-2" in engines["names"]
+    mounts = load(SCALE_OUT)["services"]["prometheus"]["volumes"]
+    assert (
+        "./deploy/prometheus/prometheus.scale-out.yml:/etc/prometheus/prometheus.yml:ro" in mounts
+    )

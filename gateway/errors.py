@@ -10,6 +10,7 @@
     ├── UnsupportedMediaType        415
     ├── RateLimited                 429 rate_limit_exceeded / insufficient_quota
     ├── UpstreamUnavailable         503 no healthy engine, or it refused the connection
+    ├── DatabaseUnavailable         503 the key store is unreachable and the key is not cached
     └── UpstreamTimeout             504 the engine went silent for longer than the read timeout
 
 Routes raise these; the error renderer in `gateway.http` turns them into responses, and
@@ -106,6 +107,13 @@ class UpstreamUnavailable(GatewayError):
     status = 503
     type = "server_error"
     code = "upstream_unavailable"
+    retryable = True
+
+
+class DatabaseUnavailable(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "database_unavailable"
     retryable = True
 
 

@@ -10,7 +10,11 @@ from typing import Any
 import orjson
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is a field.
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+# uvicorn adds `color_message`, a duplicate of `msg` with terminal escapes.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "color_message",
+}
 
 
 class JSONFormatter(logging.Formatter):

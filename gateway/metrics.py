@@ -3,7 +3,12 @@ served model ids and upstream URLs (both bounded by configuration), never keys o
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # First-token and whole-request latencies of a 70B model span milliseconds to minutes.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -36,8 +41,13 @@ class Metrics:
             ["model", "kind"],
             registry=r,
         )
+        # multiprocess_mode only matters under `--workers N` (PROMETHEUS_MULTIPROC_DIR).
         self.in_flight = Gauge(
-            "gateway_requests_in_flight", "Requests being handled.", ["route"], registry=r
+            "gateway_requests_in_flight",
+            "Requests being handled.",
+            ["route"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.upstream_errors = Counter(
             "gateway_upstream_errors",
@@ -50,6 +60,7 @@ class Metrics:
             "1 if the upstream passed its last health check.",
             ["upstream"],
             registry=r,
+            multiprocess_mode="livemin",  # healthy only if every worker thinks so
         )
         self.client_disconnects = Counter(
             "gateway_client_disconnects",
@@ -60,3 +71,52 @@ class Metrics:
         self.rate_limited = Counter(
             "gateway_rate_limited", "Requests refused by a limit, by kind.", ["kind"], registry=r
         )
+        self.limiter_backend = Gauge(
+            "gateway_limiter_backend",
+            "Processes whose rate limiter uses this backend now (memory|redis).",
+            ["backend"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.limiter_fallbacks = Counter(
+            "gateway_limiter_fallbacks",
+            "Times the rate limiter lost Redis and fell back to per-replica memory.",
+            registry=r,
+        )
+        self.limiter_redis_errors = Counter(
+            "gateway_limiter_redis_errors",
+            "Failed limiter calls to Redis, by operation (admit|settle).",
+            ["op"],
+            registry=r,
+        )
+        # Usage metering: the batch writer's health (gateway.usage.writer).
+        self.usage_events_written = Counter(
+            "gateway_usage_events_written", "Usage events committed to Postgres.", registry=r
+        )
+        self.usage_events_dropped = Counter(
+            "gateway_usage_events_dropped",
+            "Usage events lost, by reason (buffer_full|rejected|shutdown).",
+            ["reason"],
+            registry=r,
+        )
+        self.usage_flush_duration = Histogram(
+            "gateway_usage_flush_duration_seconds",
+            "Time to write one batch of usage events (one transaction).",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.usage_flush_failures = Counter(
+            "gateway_usage_flush_failures", "Batches that failed to write (retried).", registry=r
+        )
+        self.usage_events_buffered = Gauge(
+            "gateway_usage_events_buffered", "Usage events waiting to be written.", registry=r
+        )
+
+
+def exposition(metrics: Metrics) -> bytes:
+    """The text for /metrics: this process's registry, or every worker's when several run."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)  # type: ignore[no-any-return]
+    return generate_latest(metrics.registry)  # type: ignore[no-any-return]

@@ -109,7 +109,10 @@ class Metrics:
             "gateway_usage_flush_failures", "Batches that failed to write (retried).", registry=r
         )
         self.usage_events_buffered = Gauge(
-            "gateway_usage_events_buffered", "Usage events waiting to be written.", registry=r
+            "gateway_usage_events_buffered",
+            "Usage events waiting to be written.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
 
 

@@ -1,0 +1,93 @@
+"""`gateway usage`: the same report as `GET /admin/usage`, read straight from the database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import click
+import orjson
+from pydantic import ValidationError
+
+from gateway.config import Settings
+from gateway.db.engine import create_engine
+from gateway.usage.report import BadBound, UsageQuery, usage_report
+
+_COLUMNS = (
+    ("requests", "REQUESTS"),
+    ("prompt_tokens", "PROMPT"),
+    ("completion_tokens", "COMPLETION"),
+    ("total_tokens", "TOTAL"),
+    ("errors", "ERRORS"),
+    ("rate_limited", "429S"),
+    ("cancelled", "CANCELLED"),
+)
+
+
+async def _fetch(database_url: str, query: UsageQuery) -> dict[str, Any]:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            return await usage_report(conn, query)
+    finally:
+        await engine.dispose()
+
+
+def _table(label: str, rows: list[dict[str, Any]], name: str) -> list[str]:
+    header = [label, *(title for _, title in _COLUMNS)]
+    body = [[str(r[name]), *(f"{r[field]:,}" for field, _ in _COLUMNS)] for r in rows]
+    widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+    lines = []
+    for row in [header, *body]:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def render(report: dict[str, Any]) -> str:
+    scope = f"key {report['key_id']}" if report["key_id"] else "all keys"
+    if report["model"]:
+        scope += f", model {report['model']}"
+    lines = [f"Usage for {scope}, {report['since']} to {report['until']}", ""]
+    lines += _table("", [{**report, "label": "total"}], "label")
+    if report["by_model"]:
+        lines += ["", *_table("MODEL", report["by_model"], "model")]
+    if report["by_day"]:
+        lines += ["", *_table("DAY (UTC)", report["by_day"], "date")]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--key-id", help="Only this key's requests.")
+@click.option("--model", help="Only this served model's requests.")
+@click.option("--since", help="Start, ISO date or datetime (UTC if naive). Default: 30 days ago.")
+@click.option("--until", help="End, ISO datetime or date (that day included). Default: now.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the JSON that GET /admin/usage returns."
+)
+def usage(
+    key_id: str | None, model: str | None, since: str | None, until: str | None, as_json: bool
+) -> None:
+    """Show metered requests and tokens, in total, per model and per day."""
+    try:
+        settings = Settings()
+    except (ValidationError, ValueError) as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from None
+    if not settings.database_url:
+        raise click.ClickException(
+            "GATEWAY_DATABASE_URL is not set: usage lives in the gateway's database."
+        )
+    try:
+        query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
+    except BadBound as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.param}") from None
+    try:
+        report = asyncio.run(_fetch(settings.database_url, query))
+    except Exception as exc:  # connection refused, unknown database, not migrated, ...
+        raise click.ClickException(f"could not read usage from the database: {exc}") from None
+    if as_json:
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render(report))

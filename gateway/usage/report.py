@@ -1,0 +1,137 @@
+"""Usage totals and breakdowns, computed in SQL over `usage_events`.
+
+One scan with GROUPING SETS yields the totals, the per-model rows and the per-day rows
+together; the (key_id, created_at) and (created_at) indexes bound the scan to the window.
+Shared by `GET /admin/usage` and `gateway usage`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+DEFAULT_WINDOW = timedelta(days=30)
+
+_QUERY = """
+    SELECT
+        GROUPING(model) AS g_model,
+        GROUPING(day) AS g_day,
+        model,
+        day,
+        count(*) AS requests,
+        coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+        coalesce(sum(completion_tokens), 0) AS completion_tokens,
+        count(*) FILTER (WHERE status >= 400) AS errors,
+        count(*) FILTER (WHERE status = 429) AS rate_limited,
+        count(*) FILTER (WHERE cancelled) AS cancelled
+    FROM (
+        SELECT model, prompt_tokens, completion_tokens, status, cancelled,
+               (created_at AT TIME ZONE 'UTC')::date AS day
+        FROM usage_events
+        WHERE {where}
+    ) AS e
+    GROUP BY GROUPING SETS ((), (model), (day))
+"""
+
+
+class BadBound(ValueError):
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def parse_bound(value: str, *, end: bool = False) -> datetime:
+    """An ISO date or datetime as an aware UTC datetime. Naive means UTC; a bare date as the
+    upper bound means the whole of that day (until the next midnight)."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime.combine(day, time(), tzinfo=UTC)
+            return moment + timedelta(days=1) if end else moment
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadBound(
+            f"`{value}` is not an ISO date or datetime (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)",
+            "until" if end else "since",
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class UsageQuery:
+    since: datetime
+    until: datetime
+    key_id: str | None = None
+    model: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        key_id: str | None = None,
+        model: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        now: datetime | None = None,
+    ) -> UsageQuery:
+        """Raises BadBound (with the parameter named in its `param`) on a bad window."""
+        end = parse_bound(until, end=True) if until else (now or datetime.now(UTC))
+        start = parse_bound(since) if since else end - DEFAULT_WINDOW
+        if start >= end:
+            raise BadBound("`since` must be earlier than `until`.", "since")
+        return cls(since=start, until=end, key_id=key_id or None, model=model or None)
+
+
+def _counts(row: Any) -> dict[str, int]:
+    prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
+    return {
+        "requests": int(row.requests),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "errors": int(row.errors),
+        "rate_limited": int(row.rate_limited),
+        "cancelled": int(row.cancelled),
+    }
+
+
+async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, Any]:
+    # Only the filters given: a plain `key_id = :key_id` is what lets the planner use the
+    # (key_id, created_at) index.
+    where = ["created_at >= :since", "created_at < :until"]
+    params: dict[str, Any] = {"since": query.since, "until": query.until}
+    if query.key_id is not None:
+        where.append("key_id = :key_id")
+        params["key_id"] = query.key_id
+    if query.model is not None:
+        where.append("model = :model")
+        params["model"] = query.model
+    sql = text(_QUERY.format(where=" AND ".join(where)))
+    rows = (await conn.execute(sql, params)).all()
+    totals: dict[str, int] = {}
+    by_model: list[dict[str, Any]] = []
+    by_day: list[dict[str, Any]] = []
+    for row in rows:
+        if row.g_model and row.g_day:
+            totals = _counts(row)
+        elif row.g_day:
+            by_model.append({"model": row.model, **_counts(row)})
+        else:
+            by_day.append({"date": row.day.isoformat(), **_counts(row)})
+    by_model.sort(key=lambda r: (-r["total_tokens"], r["model"]))
+    by_day.sort(key=lambda r: r["date"])
+    return {
+        "object": "usage.summary",
+        "key_id": query.key_id,
+        "model": query.model,
+        "since": query.since.isoformat(),
+        "until": query.until.isoformat(),
+        **totals,  # the () grouping set yields its row even over no events
+        "by_model": by_model,
+        "by_day": by_day,
+    }

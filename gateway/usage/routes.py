@@ -1,0 +1,38 @@
+"""`GET /admin/usage`: totals and per-model/per-day breakdowns for a key, model and window."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.exc import OperationalError
+
+from gateway.errors import DatabaseUnavailable, InvalidRequest
+from gateway.keys.admin import require_admin
+from gateway.usage.report import BadBound, UsageQuery, usage_report
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+@router.get("/usage")
+async def get_usage(
+    request: Request,
+    key_id: Annotated[str | None, Query(max_length=40)] = None,
+    model: Annotated[str | None, Query(max_length=512)] = None,
+    since: Annotated[str | None, Query(description="ISO date or datetime (UTC if naive)")] = None,
+    until: Annotated[str | None, Query(description="ISO date (inclusive) or datetime")] = None,
+) -> dict[str, Any]:
+    try:
+        query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
+    except BadBound as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+    sessions = request.app.state.services.sessions
+    if sessions is None:
+        raise DatabaseUnavailable(
+            "Usage is recorded only when the gateway has a database: set GATEWAY_DATABASE_URL."
+        )
+    try:
+        async with sessions() as session:
+            return await usage_report(await session.connection(), query)
+    except OperationalError as exc:
+        raise DatabaseUnavailable("The usage database is not reachable right now.") from exc

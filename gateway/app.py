@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -15,10 +16,15 @@ from gateway.api.models_routes import ModelsRoute
 from gateway.api.openai_proxy import ProxyRoute
 from gateway.api.request_checks import Endpoint
 from gateway.config import Settings
+from gateway.db.engine import create_engine, session_factory
+from gateway.db.migrate import upgrade
 from gateway.http import exception_handlers
 from gateway.http.asgi import ASGIApp
 from gateway.http.context import RequestContextMiddleware
 from gateway.http.dispatch import FastPathRouter
+from gateway.keys.auth import Authenticator
+from gateway.keys.routes import router as keys_router
+from gateway.limits import Limiter
 from gateway.metrics import Metrics
 from gateway.ops.routes import router as ops_router
 from gateway.services import Services
@@ -26,11 +32,22 @@ from gateway.upstream.client import create_session
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
+from gateway.usage import QuotaChecker, UsageWriter
+from gateway.usage.routes import router as usage_router
 
 log = logging.getLogger("gateway")
 
 # Headers browser clients (Open WebUI direct connections, the SDKs in a browser) read.
-_EXPOSED_HEADERS = ["x-request-id", "retry-after"]
+_EXPOSED_HEADERS = [
+    "x-request-id",
+    "retry-after",
+    "retry-after-ms",
+    *(
+        f"x-ratelimit-{what}-{kind}"
+        for what in ("limit", "remaining", "reset")
+        for kind in ("requests", "tokens")
+    ),
+]
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -38,21 +55,31 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        session = create_session(settings)
-        registry = Registry(settings.upstreams, settings.model_aliases)
-        monitor = Monitor(registry, session, settings, metrics)
-        relay = Relay(session, metrics, lambda u, why: monitor.set_health(u, False, why))
-        app.state.services = Services(settings, metrics, session, registry, monitor, relay)
-        if not settings.upstreams:
-            log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
-        await monitor.check_all()
-        monitor.start()
-        log.info("gateway ready", extra={"upstreams": settings.upstreams, "version": __version__})
-        try:
+        async with AsyncExitStack() as stack:
+            session = create_session(settings)
+            stack.push_async_callback(session.close)
+            registry = Registry(settings.upstreams, settings.model_aliases)
+            monitor = Monitor(registry, session, settings, metrics)
+            relay = Relay(session, metrics, lambda u, why: monitor.set_health(u, False, why))
+            services = Services(settings, metrics, session, registry, monitor, relay)
+            app.state.services = services
+            if not settings.upstreams:
+                log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
+            if settings.database_url:
+                await _start_storage(services, stack)
+            else:
+                log.warning(
+                    "GATEWAY_DATABASE_URL is not set: the gateway runs open, without API keys, "
+                    "limits or usage records"
+                )
+            await monitor.check_all()
+            monitor.start()
+            stack.push_async_callback(monitor.stop)
+            log.info(
+                "gateway ready", extra={"upstreams": settings.upstreams, "version": __version__}
+            )
             yield
-        finally:
-            await monitor.stop()
-            await session.close()
+            # Unwinding the stack stops the monitor, then flushes usage, then closes the DB.
 
     api = FastAPI(
         title="gateway",
@@ -64,6 +91,8 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     exception_handlers.install(api)
     api.include_router(ops_router)
+    api.include_router(keys_router)
+    api.include_router(usage_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
     models = ModelsRoute(api)
@@ -80,6 +109,29 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app.state = api.state  # type: ignore[attr-defined]
     return app
+
+
+async def _start_storage(services: Services, stack: AsyncExitStack) -> None:
+    """Postgres-backed keys, usage and quotas, plus the limiter; torn down in reverse."""
+    settings = services.settings
+    assert settings.database_url is not None
+    if settings.migrate_on_start:
+        await asyncio.to_thread(upgrade, settings.database_url)
+    engine = create_engine(settings.database_url, settings.db_pool_size)
+    stack.push_async_callback(engine.dispose)
+    services.db = engine
+    services.sessions = session_factory(engine)
+    services.keys = Authenticator(settings, engine, services.metrics)
+    await services.keys.start()
+    stack.push_async_callback(services.keys.stop)
+    services.usage = UsageWriter(engine, settings, services.metrics)
+    services.usage.start()
+    stack.push_async_callback(services.usage.stop)
+    services.quotas = QuotaChecker(engine, services.usage)
+    services.quotas.start()
+    stack.push_async_callback(services.quotas.stop)
+    services.limiter = await Limiter.create(settings, services.metrics)
+    stack.push_async_callback(services.limiter.close)
 
 
 def app_from_env() -> ASGIApp:

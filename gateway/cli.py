@@ -78,10 +78,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 
 def _register() -> None:
+    from gateway.db.cli import migrate
+    from gateway.keys.cli import keys
     from gateway.plan.cli import models, plan
+    from gateway.usage.cli import usage
 
-    cli.add_command(plan)
-    cli.add_command(models)
+    for command in (keys, usage, migrate, plan, models):
+        cli.add_command(command)
 
 
 def main() -> None:

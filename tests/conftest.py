@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -108,12 +109,14 @@ async def gateway(engine: FakeEngine, gateway_factory: GatewayFactory) -> Runnin
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def pg_server() -> Iterator[Any]:
     import pgserver
 
     from gateway.db.migrate import upgrade
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    # Not under pytest's 0700 temp folder: run as root, pgserver drops to its own user,
+    # which must be able to reach the data directory to stop the server.
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="gateway-pg-"), cleanup_mode="delete")
     # Migrate once into a template; each test's database is a cheap copy of it.
     server.psql("CREATE DATABASE gw_template;")
     upgrade(_with_db(server.get_uri(), "gw_template"))

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import orjson
 from starlette.types import ASGIApp
 
+from gateway.api import guard
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.http.asgi import Receive, Scope, Send, send_bytes
 from gateway.http.context import get_context
@@ -28,7 +29,14 @@ class ModelsRoute:
         try:
             if scope["method"] != "GET":
                 raise InvalidRequest("Use GET for /v1/models.")
-            cards = services.registry.model_cards()
+            key = await guard.authenticate(services, scope)
+            ctx.key_id = key.id if key else None
+            # A key sees only the models it may use (aliases follow their target).
+            cards = {
+                name: card
+                for name, card in services.registry.model_cards().items()
+                if guard.visible(key, services.registry.served_id(name))
+            }
             if path == PREFIX:
                 ctx.route = PREFIX
                 body = {"object": "list", "data": list(cards.values())}

@@ -1,10 +1,14 @@
-"""The proxied OpenAI routes: chat, completions, embeddings, responses, as pure ASGI."""
+"""The proxied OpenAI routes: chat, completions, embeddings, responses, as pure ASGI.
+
+Per request: key → body checks → model → quota and limits → relay → settle and meter.
+"""
 
 from __future__ import annotations
 
 import orjson
 from starlette.types import ASGIApp
 
+from gateway.api import guard
 from gateway.api.embedding_input import decode_token_input
 from gateway.api.request_checks import Endpoint, check_request
 from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
@@ -47,22 +51,32 @@ class ProxyRoute:
         services: Services = self.app.state.services  # type: ignore[attr-defined]
         in_flight = services.metrics.in_flight.labels(self.path)
         in_flight.inc()
+        granted = guard.Pass()
         try:
             if scope["method"] != "POST":
                 raise InvalidRequest(f"Use POST for {self.path}.")
-            result = await self._handle(services, ctx, scope, receive, send)
+            granted.key = await guard.authenticate(services, scope)
+            ctx.key_id = granted.key.id if granted.key else None
+            result = await self._handle(services, ctx, granted, scope, receive, send)
         except GatewayError as exc:
             await send_error(send, exc)
-            return
+            result = RelayResult(status=exc.status)
         except ClientGone:
-            services.metrics.client_disconnects.labels(self.path).inc()
-            return
+            result = RelayResult(status=499, cancelled=True)
         finally:
             in_flight.dec()
+        await guard.settle(services, granted, result)
         self._meter(services, ctx, result)
+        self._record(services, ctx, granted, result)
 
     async def _handle(
-        self, services: Services, ctx: RequestContext, scope: Scope, receive: Receive, send: Send
+        self,
+        services: Services,
+        ctx: RequestContext,
+        granted: guard.Pass,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> RelayResult:
         check_content_type(scope)
         raw = await read_body(receive, services.settings.max_body_bytes)
@@ -70,11 +84,15 @@ class ProxyRoute:
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
+        guard.check_model_access(
+            granted.key, services.registry.served_id(checked.model), checked.model
+        )
         model, candidates = services.registry.candidates(checked.model)
         ctx.model = model
         if model != checked.model:
             checked.body["model"] = model
             changed = True
+        await guard.admit(services, granted, len(raw), checked.max_tokens)
         request = RelayRequest(
             path=self.path,
             body=orjson.dumps(checked.body) if changed else raw,
@@ -84,6 +102,7 @@ class ProxyRoute:
             strip_usage=not checked.client_wants_usage,
             responses_api=self.endpoint is Endpoint.RESPONSES,
             started=ctx.started,
+            extra_headers=granted.headers,
         )
         result = await services.relay.forward(request, candidates, receive, send)
         ctx.upstream = result.upstream
@@ -102,3 +121,23 @@ class ProxyRoute:
             completion = result.chunks  # vLLM sends about one token per chunk
         if completion:
             metrics.tokens.labels(ctx.model, "completion").inc(completion)
+
+    def _record(
+        self, services: Services, ctx: RequestContext, granted: guard.Pass, result: RelayResult
+    ) -> None:
+        guard.record_usage(
+            services,
+            key=granted.key,
+            request_id=ctx.request_id,
+            model=ctx.model,
+            route=self.path,
+            started=ctx.started,
+            status=result.status or 499,
+            upstream=result.upstream,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            chunks=result.chunks,
+            ttft_s=result.ttft_s,
+            streamed=result.streamed,
+            cancelled=result.cancelled,
+        )

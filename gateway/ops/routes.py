@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.metrics import exposition
 from gateway.services import Services
@@ -36,11 +39,29 @@ async def readyz(request: Request) -> JSONResponse:
         }
         for u in services.registry.upstreams
     ]
+    body: dict[str, Any] = {"upstreams": upstreams}
     ready = services.registry.any_healthy()
+    if services.db is not None:
+        database = await _database_state(services)
+        body["database"] = database
+        ready = ready and database["reachable"]
+    if services.limiter is not None:
+        body["limiter"] = services.limiter.backend_name
     return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "upstreams": upstreams},
+        {"status": "ready" if ready else "not_ready", **body},
         status_code=200 if ready else 503,
     )
+
+
+async def _database_state(services: Services) -> dict[str, Any]:
+    assert services.db is not None
+    try:
+        async with asyncio.timeout(2):
+            async with services.db.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except (TimeoutError, SQLAlchemyError, OSError) as exc:
+        return {"reachable": False, "error": type(exc).__name__}
+    return {"reachable": True}
 
 
 @router.get("/metrics")

@@ -243,9 +243,11 @@ class Relay:
             tail = sse_error_event(
                 "The inference engine closed the stream early.", code="upstream_disconnected"
             )
-        result.prompt_tokens = usage.prompt_tokens
-        result.completion_tokens = usage.completion_tokens
-        result.chunks = usage.chunks
+        finally:
+            # Also when the client left (cancellation): what was relayed is still metered.
+            result.prompt_tokens = usage.prompt_tokens
+            result.completion_tokens = usage.completion_tokens
+            result.chunks = usage.chunks
         await send({"type": "http.response.body", "body": tail, "more_body": False})
 
     @staticmethod

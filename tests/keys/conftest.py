@@ -1,0 +1,85 @@
+"""A tiny real app around the keys package: the admin router, an authenticated /v1 route,
+the OpenAI error handlers, and a Services-like namespace on `app.state.services`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config import Settings
+from gateway.db.engine import create_engine, session_factory
+from gateway.http import exception_handlers
+from gateway.keys.auth import Authenticator
+from gateway.keys.routes import router
+
+ADMIN = "adm-secret-for-tests"
+
+
+@dataclass
+class KeysApp:
+    app: FastAPI
+    client: httpx.AsyncClient
+    auth: Authenticator
+    db: AsyncEngine
+    settings: Settings
+
+    def admin(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {ADMIN}"}
+
+    async def create(self, **body: Any) -> dict[str, Any]:
+        response = await self.client.post("/admin/keys", json=body, headers=self.admin())
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def sql(self, *statements: str, **params: Any) -> None:
+        """Statements run in one transaction (a NOTIFY among them is sent on commit)."""
+        async with self.db.begin() as conn:
+            for statement in statements:
+                await conn.execute(text(statement), params)
+
+
+def make_app(settings: Settings, db: AsyncEngine, auth: Authenticator) -> FastAPI:
+    app = FastAPI()
+    exception_handlers.install(app)
+    app.include_router(router)
+
+    @app.get("/v1/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        record = await request.app.state.services.keys.authenticate(request.scope)
+        return {"id": record.id, "models": sorted(record.models or [])}
+
+    app.state.services = SimpleNamespace(
+        settings=settings, db=db, sessions=session_factory(db), keys=auth, registry=None
+    )
+    return app
+
+
+async def start_keys_app(database_url: str, **overrides: Any) -> KeysApp:
+    settings = Settings(database_url=database_url, admin_key=ADMIN, **overrides)
+    db = create_engine(database_url, pool_size=2)
+    auth = Authenticator(settings, session_factory(db))
+    await auth.start()
+    app = make_app(settings, db, auth)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    return KeysApp(app, client, auth, db, settings)
+
+
+async def stop_keys_app(keys_app: KeysApp) -> None:
+    await keys_app.client.aclose()
+    await keys_app.auth.stop()
+    await keys_app.db.dispose()
+
+
+@pytest.fixture
+async def keys_app(database_url: str) -> AsyncIterator[KeysApp]:
+    started = await start_keys_app(database_url, model_aliases={"gpt-4o-mini": "smollm2"})
+    yield started
+    await stop_keys_app(started)

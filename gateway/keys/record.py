@@ -21,6 +21,8 @@ class KeyRecord:
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Whose files and vector stores this key reaches; None (the admin) reaches all.
+    owner: str | None = None
 
     def allows(self, model: str) -> bool:
         return self.models is None or model in self.models

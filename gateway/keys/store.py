@@ -43,6 +43,7 @@ def to_record(row: ApiKey) -> KeyRecord:
         expires_at=row.expires_at,
         revoked_at=row.revoked_at,
         metadata=dict(row.metadata_ or {}),
+        owner=row.owner,
     )
 
 

@@ -1,0 +1,150 @@
+"""The unmodified openai SDK against real vLLM CPU engines, through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayFactory, RunningGateway
+
+
+@pytest.fixture
+async def gw(chat_engine, embedding_engine, gateway_factory: GatewayFactory) -> RunningGateway:
+    return await gateway_factory(
+        upstreams=[chat_engine.base_url, embedding_engine.base_url],
+        model_aliases={"gpt-4o-mini": chat_engine.model},
+    )
+
+
+ASK = [{"role": "user", "content": "Name one colour."}]
+
+
+async def test_models_are_discovered_with_max_model_len(sdk, gw, chat_engine, embedding_engine):
+    models = {m.id: m async for m in sdk(gw).models.list()}
+    assert {chat_engine.model, embedding_engine.model, "gpt-4o-mini"} <= set(models)
+    assert models[chat_engine.model].model_extra["max_model_len"] == 2048
+
+
+async def test_chat_non_streamed(sdk, gw, chat_engine):
+    reply = await sdk(gw).chat.completions.create(
+        model=chat_engine.model, messages=ASK, max_tokens=12, temperature=0
+    )
+    assert reply.choices[0].message.content
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+
+async def test_chat_through_an_alias(sdk, gw, chat_engine):
+    reply = await sdk(gw).chat.completions.create(model="gpt-4o-mini", messages=ASK, max_tokens=5)
+    assert reply.model == chat_engine.model
+
+
+async def test_stream_without_usage_is_metered_but_not_shown(sdk, gw, chat_engine):
+    stream = await sdk(gw).chat.completions.create(
+        model=chat_engine.model, messages=ASK, max_tokens=12, stream=True
+    )
+    chunks = [c async for c in stream]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert all(c.usage is None for c in chunks)
+    metrics = (await gw.client().get("/metrics")).text
+    line = next(
+        row
+        for row in metrics.splitlines()
+        if row.startswith("gateway_tokens_total") and 'kind="completion"' in row
+    )
+    assert float(line.split()[-1]) > 0
+
+
+async def test_stream_with_usage(sdk, gw, chat_engine):
+    stream = await sdk(gw).chat.completions.create(
+        model=chat_engine.model,
+        messages=ASK,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = [c async for c in stream]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+async def test_legacy_completions(sdk, gw, chat_engine):
+    reply = await sdk(gw).completions.create(
+        model=chat_engine.model, prompt="The sky is", max_tokens=5
+    )
+    assert reply.choices[0].text
+    stream = await sdk(gw).completions.create(
+        model=chat_engine.model, prompt="The sky is", max_tokens=5, stream=True
+    )
+    assert "".join([c.choices[0].text async for c in stream if c.choices])
+
+
+async def test_legacy_guided_choice_still_constrains_output(sdk, gw, chat_engine):
+    # vLLM >= 0.12 would ignore guided_choice; the gateway turns it into structured_outputs.
+    reply = await sdk(gw).chat.completions.create(
+        model=chat_engine.model,
+        messages=[{"role": "user", "content": "Is water wet? Answer."}],
+        max_tokens=12,
+        extra_body={"guided_choice": ["absolutely", "never"]},
+    )
+    assert reply.choices[0].message.content in {"absolutely", "never"}
+
+
+async def test_embeddings_float_and_base64(sdk, gw, embedding_engine):
+    client = sdk(gw)
+    floats = await client.embeddings.create(
+        model=embedding_engine.model, input=["a cat", "a dog"], encoding_format="float"
+    )
+    # The SDK's default asks for base64 and decodes it.
+    decoded = await client.embeddings.create(model=embedding_engine.model, input=["a cat"])
+    assert len(floats.data) == 2 and len(floats.data[0].embedding) == 384
+    assert decoded.data[0].embedding == pytest.approx(floats.data[0].embedding, abs=1e-3)
+
+
+async def test_context_overflow_is_recognisable(sdk, gw, chat_engine):
+    with pytest.raises(openai.BadRequestError) as caught:
+        await sdk(gw).chat.completions.create(
+            model=chat_engine.model,
+            messages=[{"role": "user", "content": "word " * 3000}],
+            max_tokens=10,
+        )
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error.get("code") == "context_length_exceeded", error
+    assert str(error.get("message", "")).startswith("This model's maximum context length is")
+
+
+async def _engine_running(engine_url: str) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(engine_url + "/metrics")).text
+    for line in text.splitlines():
+        if line.startswith("vllm:num_requests_running"):
+            return float(line.split()[-1])
+    raise AssertionError("vllm:num_requests_running not exported")
+
+
+async def test_client_disconnect_aborts_generation_in_vllm(gw, chat_engine):
+    body = {
+        "model": chat_engine.model,
+        "messages": [{"role": "user", "content": "Write a very long story."}],
+        "max_tokens": 1500,
+        "stream": True,
+        "ignore_eos": True,
+    }
+    async with (
+        gw.client() as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        async for chunk in response.aiter_bytes():
+            if b"content" in chunk:
+                break
+        assert await _engine_running(chat_engine.base_url) == 1
+    # 1500 tokens take far longer than this on the CPU: only an abort frees it so soon.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if await _engine_running(chat_engine.base_url) == 0:
+            break
+        await asyncio.sleep(0.2)
+    assert await _engine_running(chat_engine.base_url) == 0

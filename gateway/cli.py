@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+from typing import Any
 
 import click
 from pydantic import ValidationError
@@ -16,7 +17,7 @@ from gateway.config import Settings
 from gateway.metrics import MULTIPROC_ENV
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Settings from env/YAML plus CLI overrides, or a readable exit on bad configuration."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -120,6 +120,6 @@ def exposition(metrics: Metrics) -> bytes:
     """The text for /metrics: this process's registry, or every worker's when several run."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        return generate_latest(registry)  # type: ignore[no-any-return]
-    return generate_latest(metrics.registry)  # type: ignore[no-any-return]
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(metrics.registry)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -13,6 +13,11 @@ from gateway.metrics import Metrics
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
+
+if TYPE_CHECKING:
+    from gateway.keys.auth import Authenticator
+    from gateway.limits import Limiter
+    from gateway.usage import QuotaChecker, UsageWriter
 
 
 @dataclass(slots=True)
@@ -26,7 +31,7 @@ class Services:
     # Present when GATEWAY_DATABASE_URL is set (keys, usage); None runs the gateway open.
     db: AsyncEngine | None = None
     sessions: async_sessionmaker | None = None  # type: ignore[type-arg]
-    keys: Any = None  # gateway.keys: the authenticator with its cache
-    limiter: Any = None  # gateway.limits.Limiter
-    usage: Any = None  # gateway.usage: the batch writer
-    quotas: Any = None  # gateway.usage: daily/monthly quota checks
+    keys: Authenticator | None = None
+    limiter: Limiter | None = None
+    usage: UsageWriter | None = None
+    quotas: QuotaChecker | None = None

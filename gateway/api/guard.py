@@ -38,7 +38,7 @@ async def authenticate(services: Services, scope: Scope) -> KeyRecord | None:
     """The caller's key, or None when the gateway runs open (no database configured)."""
     if services.keys is None:
         return None
-    return await services.keys.authenticate(scope)  # type: ignore[no-any-return]
+    return await services.keys.authenticate(scope)
 
 
 def check_model_access(key: KeyRecord | None, model: str, requested: str) -> None:
@@ -91,7 +91,7 @@ async def admit(services: Services, granted: Pass, body_size: int, max_tokens: i
 async def settle(services: Services, granted: Pass, result: RelayResult | None) -> None:
     """Give back the in-flight slot and correct the token reservation to what was used."""
     admission, granted.admission = granted.admission, None
-    if admission is None:
+    if admission is None or services.limiter is None:
         return
     actual: int | None = 0  # refused or failed upstream: nothing was generated
     if result is not None and result.status == 200:

@@ -81,10 +81,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 def _register() -> None:
     from gateway.db.cli import migrate
     from gateway.keys.cli import keys
+    from gateway.local.up import up
     from gateway.plan.cli import models, plan
     from gateway.usage.cli import usage
 
-    for command in (keys, usage, migrate, plan, models):
+    for command in (keys, usage, migrate, plan, models, up):
         cli.add_command(command)
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -49,9 +49,7 @@ class Settings(BaseSettings):
     upstreams: Annotated[list[str], NoDecode] = Field(default_factory=list)
     upstream_api_key: SecretStr | None = None
     # Alias -> served model id, e.g. {"gpt-4o-mini": "smollm2-135m-instruct"}.
-    model_aliases: dict[str, str] = Field(
-        default_factory=dict, validation_alias=AliasChoices("model_aliases", "aliases")
-    )
+    model_aliases: dict[str, str] = Field(default_factory=dict)
 
     database_url: str | None = None
     redis_url: str | None = None

@@ -50,3 +50,8 @@ def test_several_workers_without_redis_are_refused_when_limits_apply(monkeypatch
     result = CliRunner().invoke(cli, ["serve", "--workers", "2"])
     assert result.exit_code == 1
     assert "GATEWAY_REDIS_URL" in result.output
+
+
+def test_aliases_from_env_as_json(monkeypatch):
+    monkeypatch.setenv("GATEWAY_MODEL_ALIASES", '{"gpt-4o-mini": "smollm2-135m-instruct"}')
+    assert Settings().model_aliases == {"gpt-4o-mini": "smollm2-135m-instruct"}

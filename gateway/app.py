@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.middleware.cors import CORSMiddleware
 
 from gateway import __version__
 from gateway.api.models_routes import PREFIX as MODELS_PREFIX
@@ -21,10 +20,12 @@ from gateway.db.migrate import upgrade
 from gateway.http import exception_handlers
 from gateway.http.asgi import ASGIApp
 from gateway.http.context import RequestContextMiddleware
+from gateway.http.cors import BrowserCORS
 from gateway.http.dispatch import FastPathRouter
 from gateway.keys.auth import Authenticator
 from gateway.keys.routes import router as keys_router
 from gateway.limits import Limiter
+from gateway.logs import access_log
 from gateway.metrics import Metrics
 from gateway.ops.routes import router as ops_router
 from gateway.services import Services
@@ -42,6 +43,9 @@ _EXPOSED_HEADERS = [
     "x-request-id",
     "retry-after",
     "retry-after-ms",
+    "x-gateway-rag-passages-used",
+    "x-gateway-rag-passages-dropped",
+    "x-gateway-rag-turns-dropped",
     *(
         f"x-ratelimit-{what}-{kind}"
         for what in ("limit", "remaining", "reset")
@@ -98,15 +102,11 @@ def create_app(settings: Settings) -> ASGIApp:
     models = ModelsRoute(api)
     routes[MODELS_PREFIX] = models
     app: ASGIApp = FastPathRouter(routes, api, prefixes={MODELS_PREFIX + "/": models})
-    app = RequestContextMiddleware(app, metrics, access_log=settings.access_log)
-    app = CORSMiddleware(
-        app,
-        allow_origins=settings.cors_origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=_EXPOSED_HEADERS,
-        max_age=600,
+    access = settings.access_log and settings.log_level in ("debug", "info")
+    app = RequestContextMiddleware(
+        app, metrics, access_log(settings.log_format) if access else None
     )
+    app = BrowserCORS(app, settings.cors_origins, _EXPOSED_HEADERS)
     app.state = api.state  # type: ignore[attr-defined]
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,11 +18,17 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 
+def _timestamp(created: float) -> str:
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created % 1 * 1000):03d}Z"
+    )
+
+
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -60,3 +67,32 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+
+
+AccessLog = Callable[[str, dict[str, Any]], None]
+
+
+def access_log(fmt: str) -> AccessLog:
+    """A writer for the one line per request, in the same shape as the other log lines.
+
+    It skips the logging module (record, handler lock, formatter): on a gateway that
+    answers thousands of requests a second that machinery alone cost a fifth of the
+    throughput.
+    """
+    stream = sys.stderr
+
+    def write_json(message: str, fields: dict[str, Any]) -> None:
+        entry = {
+            "ts": _timestamp(time.time()),
+            "level": "info",
+            "logger": "gateway.access",
+            "msg": message,
+            **fields,
+        }
+        stream.write(orjson.dumps(entry, default=str).decode() + "\n")
+
+    def write_console(message: str, fields: dict[str, Any]) -> None:
+        extras = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+        stream.write(f"info    gateway.access: {message}  {extras}\n")
+
+    return write_json if fmt == "json" else write_console

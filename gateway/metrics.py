@@ -68,6 +68,9 @@ class Metrics:
             ["route"],
             registry=r,
         )
+        # Label children of the two per-request series, by (route, model, status): the label
+        # sets are bounded, and `labels()` on every request costs a lock and a validation.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.rate_limited = Counter(
             "gateway_rate_limited", "Requests refused by a limit, by kind.", ["kind"], registry=r
         )
@@ -114,6 +117,18 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+
+    def request_done(self, route: str, model: str, status: int, elapsed_s: float) -> None:
+        key = (route, model, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, model, str(status)),
+                self.duration.labels(route, model),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed_s)
 
 
 def exposition(metrics: Metrics) -> bytes:

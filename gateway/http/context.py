@@ -7,17 +7,17 @@ they know (route template, model, key) for the access log and metrics written he
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from dataclasses import dataclass
 
 import orjson
 
 from gateway.http.asgi import ASGIApp, Message, Receive, Scope, Send, header
 from gateway.http.errors import INTERNAL_ERROR
+from gateway.logs import AccessLog
 from gateway.metrics import Metrics
 
-log = logging.getLogger("gateway.access")
 error_log = logging.getLogger("gateway.error")
 
 CONTEXT_KEY = "gateway.context"
@@ -46,7 +46,7 @@ def _request_id(scope: Scope) -> str:
         # A client-chosen id ends up in logs and upstream headers: keep it short and printable.
         if len(text) <= _MAX_REQUEST_ID and text.isprintable():
             return text
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def _route_label(scope: Scope) -> str:
@@ -57,7 +57,7 @@ def _route_label(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: bool = True) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, access_log: AccessLog | None) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
@@ -101,15 +101,11 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - ctx.started
         route = ctx.route if ctx.route != "other" else _route_label(scope)
         status = ctx.status or 499  # nothing sent: the client left first
-        self.metrics.requests.labels(route, ctx.model, str(status)).inc()
-        self.metrics.duration.labels(route, ctx.model).observe(elapsed)
-        if self.access_log:
-            log.info(
-                "%s %s %d",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
+        self.metrics.request_done(route, ctx.model, status, elapsed)
+        if self.access_log is not None:
+            self.access_log(
+                f"{scope['method']} {scope['path']} {status}",
+                {
                     "request_id": ctx.request_id,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

@@ -8,19 +8,18 @@ aborts the request and frees its KV cache.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import orjson
 
-from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.http.asgi import RawHeaders, Receive, Send
+from gateway.http.disconnect import until_disconnect
 from gateway.http.errors import sse_error_event
 from gateway.metrics import Metrics
 from gateway.upstream.balancer import choose
@@ -96,10 +95,9 @@ class Relay:
         """Relay the request; returns what metering needs. Raises GatewayError only while
         nothing has been sent to the client yet."""
         result = RelayResult(streamed=request.stream)
-        cancelled = await _until_disconnect(
+        result.cancelled = await until_disconnect(
             self._forward(request, candidates, send, result), receive
         )
-        result.cancelled = cancelled
         return result
 
     async def _forward(
@@ -280,28 +278,3 @@ def _read_usage(body: bytes, result: RelayResult, responses_api: bool) -> None:
     else:
         result.prompt_tokens = usage.get("prompt_tokens")
         result.completion_tokens = usage.get("completion_tokens", 0)
-
-
-async def _until_disconnect(work: Coroutine[Any, Any, None], receive: Receive) -> bool:
-    """Run `work`, cancelling it if the client disconnects first. True if it did."""
-    work_task = asyncio.ensure_future(work)
-    watch_task = asyncio.ensure_future(_wait_disconnect(receive))
-    try:
-        done, _ = await asyncio.wait((work_task, watch_task), return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        work_task.cancel()
-        watch_task.cancel()
-        raise
-    if work_task in done:
-        watch_task.cancel()
-        work_task.result()  # re-raise GatewayError and friends
-        return False
-    work_task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, GatewayError):
-        await work_task
-    return True
-
-
-async def _wait_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

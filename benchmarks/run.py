@@ -21,6 +21,7 @@ import os
 import platform
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -263,35 +264,67 @@ def run_main(bench: Bench) -> dict[str, Any]:
 
 
 def db_variant(bench: Bench, upstream: Service, upstream_url: str) -> dict[str, Any]:
-    """The production hot path: embedded Postgres, a real API key (auth cache, limiter,
-    usage events), with the default settings otherwise."""
+    """The production hot path: embedded Postgres, a real API key with limits high enough
+    never to refuse (so the limiter really runs), usage events; limits in memory, then in
+    Redis when one answers on 127.0.0.1:6379."""
     from gateway.local.postgres import EmbeddedPostgres
 
     postgres = EmbeddedPostgres(bench.log_dir / "pgdata")
     database_url = postgres.start()
     admin_key = f"bench-admin-{secrets.token_hex(8)}"
+    backends = {"memory": {}, "redis": {"GATEWAY_REDIS_URL": REDIS_URL}}
+    if not redis_answers():
+        del backends["redis"]
+    report: dict[str, Any] = {}
     try:
-        env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_ADMIN_KEY": admin_key}
-        gateway, url = bench.start_gateway(upstream_url, env, "gateway-db.log")
-        try:
-            key = create_key(url, admin_key)
-            watched = {"upstream": upstream, "gateway": gateway}
-            headers = {"authorization": f"Bearer {key}"}
-            return {
-                name: bench.phase("gw + db", url, name, watched, headers)
-                for name in ("chat_c1", "chat_c32")
-            }
-        finally:
-            bench.stop(gateway)
+        for backend, extra in backends.items():
+            env = {"GATEWAY_DATABASE_URL": database_url, "GATEWAY_ADMIN_KEY": admin_key, **extra}
+            gateway, url = bench.start_gateway(upstream_url, env, f"gateway-db-{backend}.log")
+            try:
+                key = create_key(url, admin_key)
+                watched = {"upstream": upstream, "gateway": gateway}
+                headers = {"authorization": f"Bearer {key}"}
+                phases = {
+                    name: bench.phase(f"gw + db ({backend})", url, name, watched, headers)
+                    for name in ("chat_c1", "chat_c32")
+                }
+                time.sleep(1.5)  # one flush interval: every answered request is written
+                phases["usage_events_written"] = usage_events_written(url)
+                report[backend] = phases
+            finally:
+                bench.stop(gateway)
     finally:
         postgres.stop()
+    return report
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def usage_events_written(base_url: str) -> float:
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:  # noqa: S310
+        for line in response.read().decode().splitlines():
+            if line.startswith("gateway_usage_events_written_total "):
+                return float(line.split()[1])
+    return 0.0
 
 
 def create_key(base_url: str, admin_key: str) -> str:
-    """A fresh API key without limits, through the admin API."""
+    """A fresh API key through the admin API, with limits that apply but never refuse."""
     request = urllib.request.Request(  # noqa: S310 (our own http:// URL)
         base_url + "/admin/keys",
-        data=orjson.dumps({"name": "benchmark"}),
+        data=orjson.dumps(
+            {"name": "benchmark", "rpm": 100_000_000, "tpm": 2_000_000_000, "max_parallel": 10_000}
+        ),
         headers={"authorization": f"Bearer {admin_key}", "content-type": "application/json"},
         method="POST",
     )
@@ -413,19 +446,29 @@ def render(report: dict[str, Any], meta: dict[str, Any]) -> str:
         ]
     db = report.get("with_database")
     if db and "error" not in db:
-        c1, c32 = db["chat_c1"], db["chat_c32"]
         d1 = results["chat_c1"]["direct"]["latency_p50_ms"]
+        base_rps = results["chat_c32"]["gateway"]["rps"]
         default_us = results["chat_c32"]["gateway"]["cpu_us_per_request"].get("gateway")
         lines += [
             "",
-            "variant with GATEWAY_DATABASE_URL (embedded Postgres) and a real API key "
-            "(auth, limits, usage events):",
-            f"  non-streamed c=1   latency p50 {c1['latency_p50_ms']:.2f} ms "
-            f"(added {c1['latency_p50_ms'] - d1:+.2f})",
-            f"  non-streamed c=32  {c32['rps']:,.0f} req/s, "
-            f"{c32['cpu_us_per_request'].get('gateway', '-')} us CPU/req "
-            f"(default config: {default_us})",
+            "variant with GATEWAY_DATABASE_URL (embedded Postgres), a real API key with rpm/tpm/"
+            "max_parallel limits, usage events:",
         ]
+        for backend, phases in db.items():
+            c1, c32 = phases["chat_c1"], phases["chat_c32"]
+            ratio = c32["rps"] / base_rps if base_rps else 0.0
+            answered = c1["requests"] + c32["requests"]
+            lines += [
+                f"  limits in {backend}:",
+                f"    non-streamed c=1   latency p50 {c1['latency_p50_ms']:.2f} ms "
+                f"(added {c1['latency_p50_ms'] - d1:+.2f})",
+                f"    non-streamed c=32  {c32['rps']:,.0f} req/s = {ratio:.0%} of pass-through "
+                f"(target >= 80%: {_verdict(ratio >= 0.8)}), "
+                f"{c32['cpu_us_per_request'].get('gateway', '-')} us CPU/req "
+                f"(pass-through: {default_us})",
+                f"    usage events written {phases['usage_events_written']:,.0f} "
+                f"for {answered:,} measured requests (plus warm-up)",
+            ]
     elif db:
         lines += ["", f"variant with a database: failed ({db['error']})"]
     if "profile" in report and "path" in report["profile"]:

@@ -1,4 +1,5 @@
-"""Limits shared by every replica through Redis: one EVALSHA per admission, one per settle."""
+"""Limits shared by every replica through Redis: one script per admission, one per settle,
+pipelined with the others of the same event-loop turn (see redis_batch.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gateway.limits import _lua
 from gateway.limits.bucket import Decision, Limits, Refused
+from gateway.limits.redis_batch import ScriptBatcher
 
 # The limiter sits on every request's path: a Redis that does not answer within this is
 # treated as down (the limiter falls back to memory) rather than waited for.
@@ -30,6 +32,7 @@ class RedisBackend:
         self.max_concurrency = client.connection_pool.max_connections
         self._admit = client.register_script(_lua.ADMIT)
         self._settle = client.register_script(_lua.SETTLE)
+        self._batch = ScriptBatcher(client)
 
     @classmethod
     def from_url(
@@ -85,7 +88,7 @@ class RedisBackend:
             request_id,
             lease_s,
         ]
-        reply: bytes = await self._admit(keys=self.keys(key_id), args=args)
+        reply: bytes = await self._batch.call(self._admit, self.keys(key_id), args)
         admitted, refused, wait, req, tok, in_flight = reply.split()
         return Decision(
             admitted=admitted == b"1",
@@ -106,7 +109,7 @@ class RedisBackend:
     ) -> bool:
         """Release the lease and correct the reservation; True if a lease was released."""
         args = [_arg(now), _arg(limits.rpm), _arg(limits.tpm), delta_tokens, request_id or ""]
-        released = await self._settle(keys=self.keys(key_id), args=args)
+        released = await self._batch.call(self._settle, self.keys(key_id), args)
         return bool(released)
 
     async def close(self) -> None:

@@ -7,10 +7,10 @@ in-process or Redis limiter (one round trip).
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 
-from gateway.errors import PermissionDenied, RateLimited
+from gateway.errors import PermissionDenied
 from gateway.http.asgi import RawHeaders, Scope
 from gateway.keys.record import KeyRecord
 from gateway.limits import Admission, ratelimit_headers
@@ -76,15 +76,12 @@ async def admit(services: Services, granted: Pass, body_size: int, max_tokens: i
             completion = services.settings.default_max_tokens
             if key.tpm is not None:
                 completion = max(1, min(completion, key.tpm // 10))
-        try:
-            # Slots are keyed by an id only the gateway makes: a client reusing its own
-            # x-request-id must not share (and so dodge) an in-flight slot.
-            granted.admission = await services.limiter.admit(
-                key, uuid.uuid4().hex, granted.prompt_estimate + completion
-            )
-        except RateLimited:
-            services.metrics.rate_limited.labels("limit").inc()
-            raise
+        # Slots are keyed by an id only the gateway makes: a client reusing its own
+        # x-request-id must not share (and so dodge) an in-flight slot. The limiter counts
+        # its refusals in gateway_rate_limited_total by kind (requests, tokens, slots).
+        granted.admission = await services.limiter.admit(
+            key, os.urandom(16).hex(), granted.prompt_estimate + completion
+        )
         granted.headers = ratelimit_headers(granted.admission)
 
 

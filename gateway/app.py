@@ -28,6 +28,8 @@ from gateway.limits import Limiter
 from gateway.logs import access_log
 from gateway.metrics import Metrics
 from gateway.ops.routes import router as ops_router
+from gateway.rag.routes import router as rag_router
+from gateway.rag.worker import start_worker
 from gateway.services import Services
 from gateway.upstream.client import create_session
 from gateway.upstream.monitor import Monitor
@@ -71,6 +73,10 @@ def create_app(settings: Settings) -> ASGIApp:
                 log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
             if settings.database_url:
                 await _start_storage(services, stack)
+                # Ingestion jobs live in Postgres; the worker stops before the database
+                # closes (the stack unwinds in reverse) and hands unfinished files back.
+                app.state.rag_worker = await start_worker(services)
+                stack.push_async_callback(app.state.rag_worker.stop)
             else:
                 log.warning(
                     "GATEWAY_DATABASE_URL is not set: the gateway runs open, without API keys, "
@@ -97,6 +103,7 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(ops_router)
     api.include_router(keys_router)
     api.include_router(usage_router)
+    api.include_router(rag_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
     models = ModelsRoute(api)

@@ -83,9 +83,10 @@ def _register() -> None:
     from gateway.keys.cli import keys
     from gateway.local.up import up
     from gateway.plan.cli import models, plan
+    from gateway.rag.cli import ingest
     from gateway.usage.cli import usage
 
-    for command in (keys, usage, migrate, plan, models, up):
+    for command in (keys, usage, migrate, plan, models, up, ingest):
         cli.add_command(command)
 
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     # In-flight slots are leases: a replica that dies cannot hold them longer than this.
     slot_lease_s: float = Field(900.0, gt=0)
 
+    # Retrieval: uploads are streamed into Postgres; ingestion runs as leased jobs.
+    max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    ingest_concurrency: int = Field(2, ge=1)
+    ingest_lease_s: float = Field(60.0, gt=0)
+    ingest_poll_s: float = Field(1.0, gt=0)
+    ingest_max_attempts: int = Field(5, ge=1)
+    embedding_batch_size: int = Field(64, ge=1)
+
     usage_flush_interval_s: float = Field(1.0, gt=0)
     usage_batch_size: int = Field(1000, ge=1)
     usage_buffer_max: int = Field(100_000, ge=1)

@@ -15,6 +15,7 @@ from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
 from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error
+from gateway.rag import chat as rag_chat
 from gateway.services import Services
 from gateway.upstream.client import upstream_headers
 from gateway.upstream.relay import RelayRequest, RelayResult
@@ -84,6 +85,10 @@ class ProxyRoute:
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
+        # A dict lookup for plain requests; only chat with a file_search tool goes further.
+        file_search = None
+        if "tools" in checked.body and self.endpoint is Endpoint.CHAT:
+            file_search = rag_chat.take_file_search(checked.body)
         guard.check_model_access(
             granted.key, services.registry.served_id(checked.model), checked.model
         )
@@ -104,6 +109,16 @@ class ProxyRoute:
             started=ctx.started,
             extra_headers=granted.headers,
         )
+        if file_search is not None:
+            await rag_chat.augment(
+                services,
+                granted.key,
+                file_search,
+                checked.body,
+                checked.max_tokens,
+                request,
+                candidates,
+            )
         result = await services.relay.forward(request, candidates, receive, send)
         ctx.upstream = result.upstream
         return result

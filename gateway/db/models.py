@@ -9,18 +9,24 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Computed,
     Date,
     DateTime,
     Float,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
     Index,
     Integer,
     LargeBinary,
     String,
     Text,
     func,
+    text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 
 class Base(DeclarativeBase):
@@ -83,3 +89,150 @@ class UsageCounter(Base):
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+# -- Retrieval: files, vector stores, ingestion jobs and chunks (gateway.rag) -------------
+
+
+class HalfVec(UserDefinedType[Any]):
+    """pgvector's `halfvec` without a fixed dimension: the embedding model decides it, and
+    each dimension gets its own HNSW expression index (gateway.rag.index)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "halfvec"
+
+
+class StoredFile(Base):
+    """An uploaded file; its bytes live in `file_parts`, so replicas share them."""
+
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_owner_seq", "owner", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Creation order for cursor paging (ids are random, timestamps can tie).
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    # The key's owner; NULL for files the admin created (the admin sees every owner's).
+    owner: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class FilePart(Base):
+    """About 1 MiB of a file's bytes: uploads are written part by part, never held whole."""
+
+    __tablename__ = "file_parts"
+
+    file_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    part: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class VectorStore(Base):
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_owner_seq", "owner", "seq"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    owner: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    expires_after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_active_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class VectorStoreFileBatch(Base):
+    __tablename__ = "vector_store_file_batches"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("vector_stores.id", ondelete="CASCADE"), index=True
+    )
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class VectorStoreFile(Base):
+    """A file in a store, and its ingestion job: the status is the job's state, and a lease
+    (lease_until, leased_by) lets one replica at a time work on it."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+        Index("ix_vector_store_files_batch", "batch_id"),
+        Index(
+            "ix_vector_store_files_pending",
+            "seq",
+            postgresql_where=text("status = 'in_progress'"),
+        ),
+    )
+
+    vector_store_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("vector_stores.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("files.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), unique=True)
+    batch_id: Mapped[str | None] = mapped_column(
+        String(40), ForeignKey("vector_store_file_batches.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    last_error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    chunking_type: Mapped[str] = mapped_column(String(8), default="auto")
+    max_chunk_tokens: Mapped[int] = mapped_column(Integer, default=800)
+    chunk_overlap_tokens: Mapped[int] = mapped_column(Integer, default=400)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    leased_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Chunk(Base):
+    """A piece of a file with its embedding and full-text vector. Attributes are copied from
+    the vector store file so that filters apply inside the index scan, without a join."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["vector_store_id", "file_id"],
+            ["vector_store_files.vector_store_id", "vector_store_files.file_id"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_chunks_store_file", "vector_store_id", "file_id"),
+        # The ingestion worker merges this index's pending list after each file
+        # (gin_clean_pending_list): searches never scan a long unmerged list, and inserts
+        # keep GIN's cheap batched path (each chunk has hundreds of lexemes).
+        Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
+        Index(
+            "ix_chunks_attributes",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_with={"fastupdate": "off"},
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    vector_store_id: Mapped[str] = mapped_column(String(40))
+    file_id: Mapped[str] = mapped_column(String(40))
+    idx: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    dims: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[Any] = mapped_column(HalfVec())
+    tsv: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
+    )

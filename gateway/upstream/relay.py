@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -48,6 +48,14 @@ _SSE_HEADERS: RawHeaders = [
 ]
 
 
+class Rewriter(Protocol):
+    """Changes a successful answer on its way to the client (file_search citations)."""
+
+    def body(self, body: bytes) -> bytes: ...
+
+    def events(self, events: list[bytes]) -> list[bytes]: ...
+
+
 @dataclass(slots=True)
 class RelayRequest:
     path: str
@@ -59,6 +67,8 @@ class RelayRequest:
     responses_api: bool = False
     started: float = 0.0
     extra_headers: RawHeaders | None = None
+    # None for plain requests: they pay one `is None` test per response or network chunk.
+    rewrite: Rewriter | None = None
 
 
 @dataclass(slots=True)
@@ -198,6 +208,8 @@ class Relay:
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable("The inference engine closed the connection.") from exc
         _read_usage(body, result, request.responses_api)
+        if request.rewrite is not None:
+            body = request.rewrite.body(body)
         headers: RawHeaders = [
             (b"content-type", response.headers.get("content-type", "application/json").encode()),
             (b"content-length", str(len(body)).encode()),
@@ -222,9 +234,13 @@ class Relay:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         splitter = EventSplitter()
         usage = StreamUsage()
+        rewrite = request.rewrite
         try:
             async for chunk in response.content.iter_any():
-                out = self._filter(splitter.feed(chunk), usage, request)
+                events = splitter.feed(chunk)
+                if rewrite is not None:
+                    events = rewrite.events(events)
+                out = self._filter(events, usage, request)
                 if out:
                     if result.ttft_s is None:
                         result.ttft_s = time.perf_counter() - request.started

@@ -9,6 +9,8 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import current, upgrade
 from gateway.db.url import libpq_url, sqlalchemy_url
 
+HEAD = "0002"
+
 
 def test_urls_users_write_are_accepted() -> None:
     for url in ("postgresql://u:p@h/db", "postgres://u:p@h/db", "postgresql+psycopg://u:p@h/db"):
@@ -24,9 +26,9 @@ def test_other_databases_are_refused_with_the_variable_named() -> None:
 
 
 def test_migrations_apply_and_are_idempotent(database_url: str) -> None:
-    assert current(database_url) == "0001"
+    assert current(database_url) == HEAD
     upgrade(database_url)  # a second run is a no-op
-    assert current(database_url) == "0001"
+    assert current(database_url) == HEAD
 
 
 async def test_async_engine_talks_to_the_socket_url(database_url: str, pg_server: Any) -> None:

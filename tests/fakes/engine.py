@@ -44,6 +44,7 @@ class Seen:
     headers: list[dict[str, str]] = field(default_factory=list)
     aborted: list[str] = field(default_factory=list)  # request ids whose client went away
     finished: list[str] = field(default_factory=list)
+    tokenized: list[dict[str, Any]] = field(default_factory=list)  # /tokenize bodies
 
 
 class FakeEngine:
@@ -64,6 +65,7 @@ class FakeEngine:
         app.router.add_post("/v1/completions", self._completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/tokenize", self._tokenize)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -231,6 +233,37 @@ class FakeEngine:
             )
         await response.write_eof()
         return response
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """vLLM's shape. A token is a whitespace-separated word; a chat message adds
+        TEMPLATE_TOKENS_PER_MESSAGE, the generation prompt TEMPLATE_TOKENS_GENERATION."""
+        body = orjson.loads(await request.read())
+        self.seen.tokenized.append(body)
+        if "messages" in body:
+            count = TEMPLATE_TOKENS_GENERATION + sum(
+                TEMPLATE_TOKENS_PER_MESSAGE + len(_words(m.get("content")))
+                for m in body["messages"]
+            )
+        else:
+            prompt = body.get("prompt", "")
+            count = len(prompt) if isinstance(prompt, list) else len(_words(prompt))
+        return web.json_response(
+            {
+                "count": count,
+                "max_model_len": self.behaviour.max_model_len,
+                "tokens": list(range(count)),
+            }
+        )
+
+
+TEMPLATE_TOKENS_PER_MESSAGE = 4
+TEMPLATE_TOKENS_GENERATION = 3
+
+
+def _words(content: Any) -> list[str]:
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content or "").split()
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,199 @@
+"""Search latency over pgvector at 10k and 100k chunks, with and without an attribute filter.
+
+Synthetic data is generated inside Postgres (384-d random `halfvec`s, texts drawn from a
+log-uniform vocabulary so that some words are common and most are rare, and a `category`
+attribute with 10 values), the HNSW index is built as the gateway builds it, and then the
+gateway's own search path (`gateway.rag.search.search_vectors`: one SQL round trip for
+both rankings, RRF in Python, one for the texts) is timed with random query vectors. The
+query's embedding is not included: it costs whatever the engine costs.
+
+    python -m benchmarks.rag_search                 # 10k and 100k, ~2-3 min on 2 cores
+    python -m benchmarks.rag_search --sizes 10000   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from gateway.db.engine import create_engine
+from gateway.db.migrate import upgrade
+from gateway.rag.filters import compile_filter
+from gateway.rag.index import distance_sql, index_name
+from gateway.rag.search import search_vectors
+
+DIMS = 384
+STORE = "vs_bench"
+FILE = "file-bench"
+VOCAB = 20_000
+WORDS_PER_CHUNK = 120
+
+_SETUP = [
+    "INSERT INTO files (id, owner, filename, purpose, bytes) "
+    "VALUES ('file-bench', NULL, 'bench.txt', 'assistants', 0)",
+    "INSERT INTO vector_stores (id, owner, name, metadata) VALUES ('vs_bench', NULL, 'b', '{}')",
+    "INSERT INTO vector_store_files (vector_store_id, file_id, status, attributes, "
+    "chunking_type, max_chunk_tokens, chunk_overlap_tokens, usage_bytes, attempts) "
+    "VALUES ('vs_bench', 'file-bench', 'completed', '{}', 'auto', 800, 400, 0, 0)",
+]
+# `WHERE g > 0` ties each subquery to its row; without it Postgres computes it once.
+_GENERATE = f"""
+INSERT INTO chunks (vector_store_id, file_id, idx, text, attributes, dims, embedding)
+SELECT '{STORE}', '{FILE}', g,
+    (SELECT string_agg('w' || floor(exp(random() * ln({VOCAB})))::int, ' ')
+       FROM generate_series(1, {WORDS_PER_CHUNK}) WHERE g > 0),
+    jsonb_build_object('category', g % 10, 'even', g % 2 = 0),
+    {DIMS},
+    (SELECT array_agg(random() - 0.5) FROM generate_series(1, {DIMS}) WHERE g > 0)::vector::halfvec
+FROM generate_series(CAST(:start AS int), CAST(:stop AS int)) AS g
+"""  # noqa: S608
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def query_text(rng: random.Random) -> str:
+    # Three words, like a short question's content words: mostly rare, sometimes common.
+    return " ".join(f"w{int(rng.lognormvariate(4, 2)) % VOCAB}" for _ in range(3))
+
+
+async def grow(url: str, start: int, stop: int) -> float:
+    engine = create_engine(url, pool_size=1)
+    began = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP INDEX IF EXISTS {index_name(DIMS)}"))
+        await conn.execute(text(_GENERATE), {"start": start, "stop": stop})
+        await conn.execute(text("SET maintenance_work_mem = '512MB'"))
+        await conn.execute(
+            text(
+                f"CREATE INDEX {index_name(DIMS)} ON chunks USING hnsw "
+                f"((embedding::halfvec({DIMS})) halfvec_cosine_ops) WHERE dims = {DIMS}"
+            )
+        )
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE chunks"))
+    await engine.dispose()
+    return time.perf_counter() - began
+
+
+async def explain(url: str, condition: str, params: dict[str, Any]) -> str:
+    engine = create_engine(url, pool_size=1)
+    vector = "[" + ",".join("0.01" for _ in range(DIMS)) + "]"
+    async with engine.begin() as conn:
+        await conn.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        plan = await conn.execute(
+            text(
+                f"EXPLAIN SELECT id FROM chunks WHERE dims = {DIMS} "  # noqa: S608
+                f"AND vector_store_id = ANY(:stores) AND ({condition}) "
+                f"ORDER BY {distance_sql(DIMS)} LIMIT 40"
+            ),
+            {**params, "stores": [STORE], "qvec": vector},
+        )
+        lines = [row[0] for row in plan]
+    await engine.dispose()
+    return "\n".join(lines)
+
+
+async def baseline(url: str, queries: int, filtered: bool) -> dict[str, float]:
+    """Bare pgvector on the same rows (top-10, an int filter keeping 10%): the floor that
+    this machine, at this moment, sets; compare ratios, not absolutes."""
+    engine = create_engine(url, pool_size=1)
+    rng = random.Random(7)
+    where = "AND idx % 10 = 3" if filtered else ""
+    sql = text(
+        f"SELECT id FROM chunks WHERE dims = {DIMS} {where} "  # noqa: S608
+        f"ORDER BY {distance_sql(DIMS)} LIMIT 10"
+    )
+    timings: list[float] = []
+    async with engine.connect() as conn:
+        await conn.execute(text("SET hnsw.iterative_scan = relaxed_order"))
+        for i in range(queries + 20):
+            vector = "[" + ",".join(f"{rng.uniform(-0.5, 0.5):.4f}" for _ in range(DIMS)) + "]"
+            began = time.perf_counter()
+            (await conn.execute(sql, {"qvec": vector})).all()
+            if i >= 20:
+                timings.append((time.perf_counter() - began) * 1000)
+    await engine.dispose()
+    return {"p50_ms": statistics.median(timings), "p99_ms": percentile(timings, 99)}
+
+
+async def measure(url: str, queries: int, filters: dict[str, Any] | None) -> dict[str, float]:
+    engine = create_engine(url, pool_size=2)
+    rng = random.Random(7)
+    condition, params = compile_filter(filters)
+    timings: list[float] = []
+    results = 0
+    for i in range(queries + 20):
+        vector = [rng.uniform(-0.5, 0.5) for _ in range(DIMS)]
+        began = time.perf_counter()
+        hits = await search_vectors(
+            engine,
+            [STORE],
+            query_text(rng),
+            vector,
+            max_results=10,
+            condition=condition,
+            params=params,
+        )
+        if i >= 20:  # warm-up not counted
+            timings.append((time.perf_counter() - began) * 1000)
+            results += len(hits)
+    await engine.dispose()
+    return {
+        "p50_ms": statistics.median(timings),
+        "p99_ms": percentile(timings, 99),
+        "mean_hits": results / queries,
+    }
+
+
+async def main(sizes: list[int], queries: int) -> None:
+    import pgserver
+
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="rag-bench-"), cleanup_mode="delete")  # type: ignore[attr-defined]
+    url = server.get_uri()
+    upgrade(url)
+    engine = create_engine(url, pool_size=1)
+    async with engine.begin() as conn:
+        for statement in _SETUP:
+            await conn.execute(text(statement))
+    await engine.dispose()
+    filtered = {"type": "eq", "key": "category", "value": 3}  # keeps 10% of rows
+    have = 0
+    try:
+        for size in sorted(sizes):
+            took = await grow(url, have + 1, size)
+            have = size
+            print(f"\n{size:,} chunks x {DIMS}-d: generated + indexed in {took:.1f} s")
+            condition, params = compile_filter(filtered)
+            plan = await explain(url, condition, params)
+            uses = "yes" if index_name(DIMS) in plan else "NO"
+            print(f"  HNSW index used by the filtered vector query: {uses}")
+            for label, spec in (("no filter", None), ("filter 10%", filtered)):
+                floor = await baseline(url, queries, spec is not None)
+                figures = await measure(url, queries, spec)
+                print(
+                    f"  {label:<11} search p50 {figures['p50_ms']:6.2f} ms  "
+                    f"p99 {figures['p99_ms']:6.2f} ms  hits {figures['mean_hits']:.0f}   |  "
+                    f"bare pgvector top-10 p50 {floor['p50_ms']:5.2f} ms  "
+                    f"p99 {floor['p99_ms']:5.2f} ms"
+                )
+    finally:
+        server.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=300)
+    args = parser.parse_args()
+    asyncio.run(main(args.sizes, args.queries))

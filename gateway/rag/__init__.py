@@ -1,0 +1,1 @@
+"""Files, vector stores, ingestion jobs and hybrid search over the user's own Postgres."""

@@ -1,0 +1,67 @@
+"""Who is asking, and which files and stores they reach.
+
+Every file and vector store belongs to the `owner` of the key that created it; other keys
+get 404s and never see it listed. The admin key (owner None) reaches every owner's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from gateway.api.guard import authenticate
+from gateway.errors import DatabaseUnavailable
+from gateway.http.context import CONTEXT_KEY
+from gateway.keys.record import KeyRecord
+from gateway.services import Services
+
+NEEDS_DATABASE = (
+    "Files, vector stores and file search keep their data in Postgres: set "
+    "GATEWAY_DATABASE_URL on the gateway to use them."
+)
+
+
+class NeedsDatabase(DatabaseUnavailable):
+    code = "database_not_configured"
+    retryable = False  # a configuration matter: retrying cannot help
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    owner: str | None  # stored on what this caller creates
+    sees_all: bool
+
+    def condition(self, column: str, params: dict[str, Any]) -> str:
+        """SQL restricting `column` (an owner column) to what this caller may see."""
+        if self.sees_all:
+            return "TRUE"
+        params["caller_owner"] = self.owner
+        return f"{column} = :caller_owner"
+
+
+def caller_for(key: KeyRecord | None) -> Caller:
+    if key is None or key.owner is None:
+        return Caller(owner=None, sees_all=True)
+    return Caller(owner=key.owner, sees_all=False)
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    if services.db is None:
+        raise NeedsDatabase(NEEDS_DATABASE)
+    return services
+
+
+async def caller(request: Request) -> Caller:
+    """FastAPI dependency: the authenticated caller, or 503 when there is no database."""
+    services = services_of(request)
+    key = await authenticate(services, request.scope)
+    context = request.scope.get(CONTEXT_KEY)
+    if context is not None and key is not None:
+        context.key_id = key.id
+    return caller_for(key)
+
+
+Who = Annotated[Caller, Depends(caller)]

@@ -1,0 +1,45 @@
+"""One HNSW index per embedding dimension, created the first time chunks of it arrive.
+
+The `embedding` column is an untyped `halfvec`, so a model change needs no migration; each
+dimension gets a partial expression index that queries match by casting the same way:
+
+    ... WHERE dims = 384 ORDER BY (embedding::halfvec(384)) <=> $1 LIMIT n
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# pgvector indexes halfvec up to 4,000 dimensions; beyond that search scans exactly.
+MAX_INDEXED_DIMS = 4000
+_LOCK = 727275  # serialises index creation across replicas (the migration lock is 727274)
+
+
+def index_name(dims: int) -> str:
+    return f"ix_chunks_hnsw_{int(dims)}"
+
+
+def distance_sql(dims: int, vector_param: str = ":qvec") -> str:
+    """The ordering expression an index of `dims` serves (dims is an int, never user text)."""
+    d = int(dims)
+    return f"(embedding::halfvec({d})) <=> CAST({vector_param} AS halfvec({d}))"
+
+
+async def ensure_index(db: AsyncEngine, dims: int, known: set[int]) -> None:
+    """Create the index for `dims` unless it exists; `known` caches the answer per process."""
+    if dims in known or dims > MAX_INDEXED_DIMS:
+        return
+    name = index_name(dims)
+    async with db.begin() as conn:
+        exists = (await conn.execute(text("SELECT to_regclass(:n)"), {"n": name})).scalar()
+        if exists is None:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+            d = int(dims)
+            await conn.execute(
+                text(
+                    f"CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw "
+                    f"((embedding::halfvec({d})) halfvec_cosine_ops) WHERE dims = {d}"
+                )
+            )
+    known.add(dims)

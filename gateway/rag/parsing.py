@@ -1,0 +1,152 @@
+"""Turning an uploaded file into text: plain text, Markdown, source code, HTML, JSON, PDF.
+
+Pure (bytes in, text out) and CPU-bound: the worker runs it in a thread. Failures raise
+`UnparsableFile` with the code OpenAI puts in a vector store file's `last_error`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import PurePosixPath
+
+# Decoded as text whatever the extension says; anything else is sniffed.
+_TEXT_WORDS = """
+txt md markdown rst adoc org tex csv tsv log ini cfg conf toml yaml yml xml py pyi js mjs
+cjs ts tsx jsx go rs java kt kts scala c h cc cpp hpp cs rb php swift m mm sh bash zsh ps1
+sql r jl lua pl ex exs erl hs ml clj dart vue svelte css scss less proto graphql dockerfile
+gradle properties env gitignore
+"""
+_BLOCK_WORDS = """
+p div br li ul ol tr table section article header footer h1 h2 h3 h4 h5 h6 pre blockquote
+hr dd dt title
+"""
+TEXT_EXTENSIONS = frozenset("." + word for word in _TEXT_WORDS.split())
+_HTML = frozenset({".html", ".htm", ".xhtml"})
+_JSON = frozenset({".json", ".jsonl", ".ndjson", ".ipynb"})
+_BLOCK_TAGS = frozenset(_BLOCK_WORDS.split())
+_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
+_BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+class UnparsableFile(Exception):
+    """`code` is `unsupported_file` (a kind we can't read) or `invalid_file` (broken/empty)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def parse_document(filename: str, data: bytes) -> str:
+    suffix = PurePosixPath(filename.lower()).suffix
+    if suffix == ".pdf" or data[:5] == b"%PDF-":
+        text = _pdf(data)
+    elif suffix in _HTML:
+        text = _html(_decode(data, filename))
+    elif suffix in _JSON:
+        text = _json(_decode(data, filename), suffix)
+    elif suffix in TEXT_EXTENSIONS or _looks_textual(data):
+        text = _decode(data, filename)
+        if suffix not in TEXT_EXTENSIONS and _looks_like_html(text):
+            text = _html(text)
+    else:
+        raise UnparsableFile(
+            "unsupported_file",
+            f"{filename}: unsupported file type; supported are text, Markdown, source code, "
+            "HTML, JSON and PDF.",
+        )
+    text = text.replace("\x00", "")
+    if not text.strip():
+        raise UnparsableFile("invalid_file", f"{filename}: the file contains no text.")
+    return text
+
+
+def _looks_textual(data: bytes) -> bool:
+    sample = data[:8192]
+    if b"\x00" in sample:
+        return False
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut by the sample's end is still text.
+        return exc.start >= len(sample) - 3
+    return True
+
+
+def _decode(data: bytes, filename: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    if b"\x00" in data[:8192]:
+        raise UnparsableFile("unsupported_file", f"{filename}: binary content, not text.")
+    return data.decode("cp1252", errors="replace")
+
+
+def _looks_like_html(text: str) -> bool:
+    head = text[:1024].lstrip().lower()
+    return head.startswith(("<!doctype html", "<html"))
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skipping = max(0, self._skipping - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def _html(markup: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(markup)
+    parser.close()
+    lines = (_SPACES.sub(" ", line).strip() for line in "".join(parser.parts).split("\n"))
+    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+def _json(raw: str, suffix: str) -> str:
+    """Validated, then re-indented so that each value sits on a line with its key."""
+    try:
+        if suffix in {".jsonl", ".ndjson"}:
+            values = [json.loads(line) for line in raw.splitlines() if line.strip()]
+            return "\n".join(json.dumps(v, ensure_ascii=False) for v in values)
+        return json.dumps(json.loads(raw), ensure_ascii=False, indent=1)
+    except json.JSONDecodeError as exc:
+        raise UnparsableFile("invalid_file", f"invalid JSON: {exc}") from exc
+
+
+def _pdf(data: bytes) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnparsableFile("invalid_file", "the PDF is encrypted.")
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except UnparsableFile:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
+        raise UnparsableFile("invalid_file", f"could not read the PDF: {exc}") from exc
+    return "\n\n".join(page.strip() for page in pages if page.strip())

@@ -1,0 +1,147 @@
+"""The ingestion worker: a task in each gateway process that claims and runs jobs.
+
+Jobs live in Postgres (gateway.rag.jobs), so a restart resumes unfinished files and any
+number of replicas share the work. A clean stop gives its jobs back at once; a crash
+leaves them to be taken up when their lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.requests import Request
+
+from gateway.rag import jobs
+from gateway.rag.ingest import Retry, Stopped, ingest
+from gateway.services import Services
+
+log = logging.getLogger("gateway.rag")
+
+STATE_ATTR = "rag_worker"
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        concurrency: int | None = None,
+        lease_s: float | None = None,
+        poll_s: float | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        settings = services.settings
+        self.services = services
+        self.concurrency = concurrency or settings.ingest_concurrency
+        self.lease_s = lease_s or settings.ingest_lease_s
+        self.poll_s = poll_s or settings.ingest_poll_s
+        self.max_attempts = max_attempts or settings.ingest_max_attempts
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.known_dims: set[int] = set()
+        self._wakeup = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="rag-ingest")
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._task, *self._running) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        assert self.services.db is not None
+        try:
+            await jobs.release(self.services.db, self.id)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("ingest: could not give back jobs at shutdown (%s)", exc)
+
+    async def _loop(self) -> None:
+        db = self.services.db
+        assert db is not None
+        while True:
+            self._wakeup.clear()
+            try:
+                while len(self._running) < self.concurrency:
+                    job = await jobs.claim(db, self.id, self.lease_s)
+                    if job is None:
+                        break
+                    task = asyncio.create_task(self._run(job))
+                    self._running.add(task)
+                    task.add_done_callback(self._done)
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("ingest: cannot claim work (%s)", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wakeup.set()
+
+    async def _run(self, job: jobs.Job) -> None:
+        db = self.services.db
+        assert db is not None
+        ours = True
+
+        async def heartbeat() -> None:
+            nonlocal ours
+            while ours:
+                await asyncio.sleep(self.lease_s / 3)
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    ours = await jobs.renew(db, job, self.id, self.lease_s)
+
+        beat = asyncio.create_task(heartbeat())
+        try:
+            if job.attempts > self.max_attempts:
+                await jobs.fail(
+                    db,
+                    job,
+                    self.id,
+                    "server_error",
+                    f"Ingestion failed {self.max_attempts} times; giving up.",
+                )
+                return
+            count = await ingest(self.services, job, self.id, self.known_dims, lambda: ours)
+            log.info(
+                "ingested file",
+                extra={"file_id": job.file_id, "vector_store_id": job.store_id, "chunks": count},
+            )
+        except Stopped:
+            log.info("ingest: %s/%s was cancelled or removed", job.store_id, job.file_id)
+        except (Retry, SQLAlchemyError, OSError) as exc:
+            delay = min(60.0, 2.0**job.attempts)
+            log.warning("ingest: %s will be retried in %.0fs (%s)", job.file_id, delay, exc)
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await jobs.release(db, self.id, job, delay)
+        except Exception as exc:
+            log.exception("ingest: %s failed", job.file_id)
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await jobs.fail(db, job, self.id, "server_error", f"Internal error: {exc}")
+        finally:
+            ours = False
+            beat.cancel()
+
+
+async def start_worker(services: Services) -> IngestWorker:
+    """For the app's lifespan: `app.state.rag_worker = await start_worker(services)`."""
+    worker = IngestWorker(services)
+    worker.start()
+    return worker
+
+
+def wake(request: Request) -> None:
+    """Tell this process's worker that work arrived (other replicas find it by polling)."""
+    worker = getattr(request.app.state, STATE_ATTR, None)
+    if isinstance(worker, IngestWorker):
+        worker.wake()

@@ -27,10 +27,12 @@ from gateway.keys.routes import router as keys_router
 from gateway.limits import Limiter
 from gateway.logs import access_log
 from gateway.metrics import Metrics
+from gateway.ops.engines import router as engines_router
 from gateway.ops.routes import router as ops_router
 from gateway.rag.routes import router as rag_router
 from gateway.rag.worker import start_worker
 from gateway.services import Services
+from gateway.ui import install as install_console
 from gateway.upstream.client import create_session
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
@@ -104,6 +106,7 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(keys_router)
     api.include_router(usage_router)
     api.include_router(rag_router)
+    api.include_router(engines_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
     models = ModelsRoute(api)
@@ -115,6 +118,7 @@ def create_app(settings: Settings) -> ASGIApp:
     )
     app = BrowserCORS(app, settings.cors_origins, _EXPOSED_HEADERS)
     app.state = api.state  # type: ignore[attr-defined]
+    install_console(api, app)  # /ui: its pages call the public API through `app`
     return app
 
 

@@ -2,7 +2,8 @@
 
 One scan with GROUPING SETS yields the totals, the per-model rows and the per-day rows
 together; the (key_id, created_at) and (created_at) indexes bound the scan to the window.
-Shared by `GET /admin/usage` and `gateway usage`.
+Shared by `GET /admin/usage` and `gateway usage`. `usage_series` buckets the same events by
+hour or day and by model or key for `GET /admin/usage/series` (the console's charts).
 """
 
 from __future__ import annotations
@@ -134,4 +135,118 @@ async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, An
         **totals,  # the () grouping set yields its row even over no events
         "by_model": by_model,
         "by_day": by_day,
+    }
+
+
+# -- Time series: `GET /admin/usage/series` ------------------------------------------------
+
+BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+GROUPS = {"model": "model", "key": "key_id"}
+# Enough points for a chart, few enough that a careless query cannot ask for a million rows.
+MAX_BUCKETS = 2000
+DEFAULT_SERIES_WINDOW = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+
+# date_bin with a UTC-midnight origin gives UTC hours and days whatever the session's
+# TimeZone; the window's WHERE is on the raw column, so the created_at indexes apply.
+_SERIES = """
+    SELECT
+        date_bin(CAST(:step AS interval), created_at, TIMESTAMPTZ '2000-01-01 00:00:00+00')
+            AS bucket,
+        {group} AS grp,
+        count(*) AS requests,
+        coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+        coalesce(sum(completion_tokens), 0) AS completion_tokens,
+        count(*) FILTER (WHERE status = 429) AS rate_limited,
+        count(*) FILTER (WHERE status >= 400) AS errors,
+        avg(ttft_ms) AS ttft_ms_avg,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY ttft_ms) AS ttft_ms_p50
+    FROM usage_events
+    WHERE {where}
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesQuery:
+    bucket: str
+    group_by: str
+    since: datetime
+    until: datetime
+    key_id: str | None = None
+    model: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        bucket: str = "hour",
+        group_by: str = "model",
+        since: str | None = None,
+        until: str | None = None,
+        key_id: str | None = None,
+        model: str | None = None,
+        now: datetime | None = None,
+    ) -> SeriesQuery:
+        """Raises BadBound (with the parameter named in its `param`) on a bad query."""
+        if bucket not in BUCKETS:
+            raise BadBound("`bucket` must be `hour` or `day`.", "bucket")
+        if group_by not in GROUPS:
+            raise BadBound("`group_by` must be `model` or `key`.", "group_by")
+        end = parse_bound(until, end=True) if until else (now or datetime.now(UTC))
+        start = parse_bound(since) if since else end - DEFAULT_SERIES_WINDOW[bucket]
+        if start >= end:
+            raise BadBound("`since` must be earlier than `until`.", "since")
+        if (end - start) / BUCKETS[bucket] > MAX_BUCKETS:
+            raise BadBound(
+                f"The window spans more than {MAX_BUCKETS} {bucket}s: narrow it or use a "
+                "larger bucket.",
+                "since",
+            )
+        return cls(bucket, group_by, start, end, key_id or None, model or None)
+
+
+def _ms(value: Any) -> float | None:
+    return None if value is None else round(float(value), 3)
+
+
+async def usage_series(conn: AsyncConnection, query: SeriesQuery) -> dict[str, Any]:
+    where = ["created_at >= :since", "created_at < :until"]
+    params: dict[str, Any] = {
+        "since": query.since,
+        "until": query.until,
+        "step": BUCKETS[query.bucket],
+    }
+    if query.key_id is not None:
+        where.append("key_id = :key_id")
+        params["key_id"] = query.key_id
+    if query.model is not None:
+        where.append("model = :model")
+        params["model"] = query.model
+    sql = text(_SERIES.format(group=GROUPS[query.group_by], where=" AND ".join(where)))
+    rows = (await conn.execute(sql, params)).all()
+    data = [
+        {
+            "bucket": row.bucket.astimezone(UTC).isoformat(),
+            "group": row.grp,
+            "requests": int(row.requests),
+            "prompt_tokens": int(row.prompt_tokens),
+            "completion_tokens": int(row.completion_tokens),
+            "total_tokens": int(row.prompt_tokens) + int(row.completion_tokens),
+            "rate_limited": int(row.rate_limited),
+            "errors": int(row.errors),
+            "ttft_ms_avg": _ms(row.ttft_ms_avg),
+            "ttft_ms_p50": _ms(row.ttft_ms_p50),
+        }
+        for row in rows
+    ]
+    return {
+        "object": "usage.series",
+        "bucket": query.bucket,
+        "group_by": query.group_by,
+        "key_id": query.key_id,
+        "model": query.model,
+        "since": query.since.isoformat(),
+        "until": query.until.isoformat(),
+        "data": data,
     }

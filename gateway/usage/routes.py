@@ -1,4 +1,5 @@
-"""`GET /admin/usage`: totals and per-model/per-day breakdowns for a key, model and window."""
+"""`GET /admin/usage`: totals and per-model/per-day breakdowns for a key, model and window;
+`GET /admin/usage/series`: the same events bucketed by hour or day, per model or per key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.errors import DatabaseUnavailable, InvalidRequest
 from gateway.keys.admin import require_admin
-from gateway.usage.report import BadBound, UsageQuery, usage_report
+from gateway.usage.report import (
+    BadBound,
+    SeriesQuery,
+    UsageQuery,
+    usage_report,
+    usage_series,
+)
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
@@ -34,5 +41,33 @@ async def get_usage(
     try:
         async with sessions() as session:
             return await usage_report(await session.connection(), query)
+    except OperationalError as exc:
+        raise DatabaseUnavailable("The usage database is not reachable right now.") from exc
+
+
+@router.get("/usage/series")
+async def get_usage_series(
+    request: Request,
+    bucket: Annotated[str, Query(description="hour or day")] = "hour",
+    group_by: Annotated[str, Query(description="model or key")] = "model",
+    since: Annotated[str | None, Query(description="ISO date or datetime (UTC if naive)")] = None,
+    until: Annotated[str | None, Query(description="ISO date (inclusive) or datetime")] = None,
+    key_id: Annotated[str | None, Query(max_length=40)] = None,
+    model: Annotated[str | None, Query(max_length=512)] = None,
+) -> dict[str, Any]:
+    try:
+        query = SeriesQuery.parse(
+            bucket=bucket, group_by=group_by, since=since, until=until, key_id=key_id, model=model
+        )
+    except BadBound as exc:
+        raise InvalidRequest(str(exc), param=exc.param) from None
+    sessions = request.app.state.services.sessions
+    if sessions is None:
+        raise DatabaseUnavailable(
+            "Usage is recorded only when the gateway has a database: set GATEWAY_DATABASE_URL."
+        )
+    try:
+        async with sessions() as session:
+            return await usage_series(await session.connection(), query)
     except OperationalError as exc:
         raise DatabaseUnavailable("The usage database is not reachable right now.") from exc

@@ -7,28 +7,12 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
 
 import click
-from pydantic import ValidationError
 
 from gateway import __version__
-from gateway.config import Settings
+from gateway.cli_settings import load_settings
 from gateway.metrics import MULTIPROC_ENV
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/YAML plus CLI overrides, or a readable exit on bad configuration."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        lines = [
-            f"  GATEWAY_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

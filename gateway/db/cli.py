@@ -3,12 +3,10 @@ to Postgres directly (so they work without a running gateway)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.cli_settings import load_settings
 from gateway.config import Settings
 from gateway.db.url import sqlalchemy_url
 
@@ -16,20 +14,6 @@ NO_DATABASE = (
     "GATEWAY_DATABASE_URL is not set. Point it at the gateway's Postgres, e.g.\n"
     "  export GATEWAY_DATABASE_URL=postgresql://gateway:secret@localhost:5432/gateway"
 )
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from env/YAML, or a readable exit on bad configuration (as `gateway.cli`)."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        lines = [
-            f"  GATEWAY_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise click.ClickException("invalid configuration:\n" + "\n".join(lines)) from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def database_url(settings: Settings) -> str:

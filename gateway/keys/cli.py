@@ -17,8 +17,9 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.cli_settings import load_settings
 from gateway.config import Settings
-from gateway.db.cli import database_url, load_settings, unreachable
+from gateway.db.cli import database_url, unreachable
 from gateway.db.engine import create_engine, session_factory
 from gateway.keys.schema import KeyCreate, key_view
 from gateway.keys.store import KeyStore

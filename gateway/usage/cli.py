@@ -7,9 +7,9 @@ from typing import Any
 
 import click
 import orjson
-from pydantic import ValidationError
 
-from gateway.config import Settings
+from gateway.cli_settings import load_settings
+from gateway.db.cli import database_url
 from gateway.db.engine import create_engine
 from gateway.usage.report import BadBound, UsageQuery, usage_report
 
@@ -71,20 +71,14 @@ def usage(
     key_id: str | None, model: str | None, since: str | None, until: str | None, as_json: bool
 ) -> None:
     """Show metered requests and tokens, in total, per model and per day."""
-    try:
-        settings = Settings()
-    except (ValidationError, ValueError) as exc:
-        raise click.ClickException(f"invalid configuration: {exc}") from None
-    if not settings.database_url:
-        raise click.ClickException(
-            "GATEWAY_DATABASE_URL is not set: usage lives in the gateway's database."
-        )
+    settings = load_settings()
+    url = database_url(settings)
     try:
         query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
     except BadBound as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.param}") from None
     try:
-        report = asyncio.run(_fetch(settings.database_url, query))
+        report = asyncio.run(_fetch(url, query))
     except Exception as exc:  # connection refused, unknown database, not migrated, ...
         raise click.ClickException(f"could not read usage from the database: {exc}") from None
     if as_json:

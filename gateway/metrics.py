@@ -71,6 +71,13 @@ class Metrics:
         # Label children of the two per-request series, by (route, model, status): the label
         # sets are bounded, and `labels()` on every request costs a lock and a validation.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self.key_lookups = Counter(
+            "gateway_key_lookups",
+            "Key checks by outcome: cache hit|negative, db (queries made), stale (served "
+            "during an outage), unavailable (503), malformed.",
+            ["result"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "gateway_rate_limited", "Requests refused by a limit, by kind.", ["kind"], registry=r
         )

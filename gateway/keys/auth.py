@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -169,23 +167,10 @@ class Authenticator:
 
 
 _RESULTS = ("hit", "negative", "db", "stale", "unavailable", "malformed")
-# One counter per registry: an app whose lifespan runs twice builds a second Authenticator
-# on the same Metrics, and registering the name again would raise.
-_COUNTERS: weakref.WeakKeyDictionary[CollectorRegistry, Counter] = weakref.WeakKeyDictionary()
 
 
 def _counter(metrics: Metrics | None) -> Callable[[str], None]:
     if metrics is None:
         return lambda result: None
-    counter = _COUNTERS.get(metrics.registry)
-    if counter is None:
-        counter = Counter(
-            "gateway_key_lookups",
-            "Key checks by outcome: cache hit|negative, db (queries made), stale (served "
-            "during an outage), unavailable (503), malformed.",
-            ["result"],
-            registry=metrics.registry,
-        )
-        _COUNTERS[metrics.registry] = counter
-    children = {r: counter.labels(r) for r in _RESULTS}
+    children = {r: metrics.key_lookups.labels(r) for r in _RESULTS}
     return lambda result: children[result].inc()

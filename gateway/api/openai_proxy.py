@@ -64,6 +64,11 @@ class ProxyRoute:
             result = RelayResult(status=exc.status)
         except ClientGone:
             result = RelayResult(status=499, cancelled=True)
+        except BaseException:
+            # A bug, or the server cancelling us at shutdown: still free the in-flight slot
+            # now rather than when its lease expires.
+            await guard.settle(services, granted, None)
+            raise
         finally:
             in_flight.dec()
         await guard.settle(services, granted, result)

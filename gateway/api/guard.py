@@ -16,7 +16,6 @@ from gateway.keys.record import KeyRecord
 from gateway.limits import Admission, ratelimit_headers
 from gateway.services import Services
 from gateway.upstream.relay import RelayResult
-from gateway.usage import event_from_request
 from gateway.usage.quota import QuotaExceeded
 
 # A rough prompt-token estimate for reservations: a few bytes of JSON per token. The
@@ -100,41 +99,3 @@ async def settle(services: Services, granted: Pass, result: RelayResult | None) 
         else:
             actual = (result.prompt_tokens or granted.prompt_estimate) + (completion or 0)
     await services.limiter.settle(admission, actual)
-
-
-def record_usage(
-    services: Services,
-    *,
-    key: KeyRecord | None,
-    request_id: str,
-    model: str,
-    route: str,
-    started: float,
-    status: int,
-    upstream: str | None = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    chunks: int = 0,
-    ttft_s: float | None = None,
-    streamed: bool = False,
-    cancelled: bool = False,
-) -> None:
-    if services.usage is None or key is None:
-        return
-    services.usage.record(
-        event_from_request(
-            request_id=request_id,
-            key_id=key.id,
-            model=model,
-            route=route,
-            started=started,
-            status=status,
-            upstream=upstream,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            chunks=chunks,
-            ttft_s=ttft_s,
-            streamed=streamed,
-            cancelled=cancelled,
-        )
-    )

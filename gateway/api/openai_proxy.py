@@ -19,6 +19,7 @@ from gateway.rag import chat as rag_chat
 from gateway.services import Services
 from gateway.upstream.client import upstream_headers
 from gateway.upstream.relay import RelayRequest, RelayResult
+from gateway.usage import event_from_request
 
 
 def check_content_type(scope: Scope) -> None:
@@ -145,19 +146,22 @@ class ProxyRoute:
     def _record(
         self, services: Services, ctx: RequestContext, granted: guard.Pass, result: RelayResult
     ) -> None:
-        guard.record_usage(
-            services,
-            key=granted.key,
-            request_id=ctx.request_id,
-            model=ctx.model,
-            route=self.path,
-            started=ctx.started,
-            status=result.status or 499,
-            upstream=result.upstream,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            chunks=result.chunks,
-            ttft_s=result.ttft_s,
-            streamed=result.streamed,
-            cancelled=result.cancelled,
+        if services.usage is None or granted.key is None:
+            return
+        services.usage.record(
+            event_from_request(
+                request_id=ctx.request_id,
+                key_id=granted.key.id,
+                model=ctx.model,
+                route=self.path,
+                started=ctx.started,
+                status=result.status or 499,
+                upstream=result.upstream,
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.completion_tokens,
+                chunks=result.chunks,
+                ttft_s=result.ttft_s,
+                streamed=result.streamed,
+                cancelled=result.cancelled,
+            )
         )

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import DatabaseUnavailable, InvalidRequest
 from gateway.keys.admin import require_admin
@@ -19,6 +21,7 @@ from gateway.usage.report import (
 )
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+Q = TypeVar("Q", UsageQuery, SeriesQuery)
 
 
 @router.get("/usage")
@@ -33,16 +36,7 @@ async def get_usage(
         query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
     except BadBound as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
-    sessions = request.app.state.services.sessions
-    if sessions is None:
-        raise DatabaseUnavailable(
-            "Usage is recorded only when the gateway has a database: set GATEWAY_DATABASE_URL."
-        )
-    try:
-        async with sessions() as session:
-            return await usage_report(await session.connection(), query)
-    except OperationalError as exc:
-        raise DatabaseUnavailable("The usage database is not reachable right now.") from exc
+    return await _query(request, usage_report, query)
 
 
 @router.get("/usage/series")
@@ -61,6 +55,15 @@ async def get_usage_series(
         )
     except BadBound as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
+    return await _query(request, usage_series, query)
+
+
+async def _query(
+    request: Request,
+    report: Callable[[AsyncConnection, Q], Awaitable[dict[str, Any]]],
+    query: Q,
+) -> dict[str, Any]:
+    """Run one report on the usage database, turning its absence or outage into a 503."""
     sessions = request.app.state.services.sessions
     if sessions is None:
         raise DatabaseUnavailable(
@@ -68,6 +71,6 @@ async def get_usage_series(
         )
     try:
         async with sessions() as session:
-            return await usage_series(await session.connection(), query)
+            return await report(await session.connection(), query)
     except OperationalError as exc:
         raise DatabaseUnavailable("The usage database is not reachable right now.") from exc

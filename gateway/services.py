@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from gateway.config import Settings
 from gateway.metrics import Metrics
+from gateway.rag.common_terms import CommonTerms
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
@@ -35,3 +36,4 @@ class Services:
     limiter: Limiter | None = None
     usage: UsageWriter | None = None
     quotas: QuotaChecker | None = None
+    common_terms: CommonTerms = field(default_factory=CommonTerms)  # for search

@@ -6,10 +6,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from gateway.db.url import sqlalchemy_url
 
+# Set at connection start, so that no search spends a round trip on it: pgvector's
+# iterative index scans let a filtered vector search fill its page (it only affects HNSW
+# scans, which only search makes).
+SESSION_OPTIONS = "-c hnsw.iterative_scan=relaxed_order"
+
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+    parsed = sqlalchemy_url(url)
+    given = parsed.query.get("options", ())  # the URL's own `?options=`, kept
+    options = " ".join([*([given] if isinstance(given, str) else given), SESSION_OPTIONS])
     return create_async_engine(
-        sqlalchemy_url(url),
+        parsed.difference_update_query(["options"]),
+        connect_args={"options": options},
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,  # a restarted Postgres must not cost the next request an error

@@ -41,11 +41,10 @@ def rrf(rankings: Sequence[Sequence[T]], k: int = RRF_K) -> list[Fused[T]]:
 
 
 def text_query(query: str) -> str | None:
-    """A `to_tsquery` expression matching passages that contain every word of `query`
-    (stop words aside), as `plainto_tsquery` does: the text ranking adds precision on exact
-    terms (names, error codes, identifiers); the vector ranking carries meaning and recall.
-    Words are quoted, so no query syntax leaks in."""
+    """The words of `query` for the full-text ranking (Postgres stems them and drops stop
+    words), or None when it has none. A passage must contain every word, as with
+    `plainto_tsquery`: the text ranking adds precision on exact terms (names, error codes,
+    identifiers); the vector ranking carries meaning and recall. Only word characters
+    pass, so no query syntax leaks in."""
     words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))[:_MAX_TERMS]
-    if not words:
-        return None
-    return " & ".join("'" + w.replace("\\", "\\\\").replace("'", "''") + "'" for w in words)
+    return " ".join(words) or None

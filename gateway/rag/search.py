@@ -4,12 +4,14 @@ Two rankings over the stores asked for and the attribute filter, computed in par
 (gateway.rag.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`) and the
 best full-text matches (`tsvector` + GIN). Reciprocal rank fusion merges them
 (gateway.rag.fusion); `score` is the fused score in 0..1, and `score_threshold` applies
-to it. The query's embedding and the ownership check also run side by side.
+to it. The query's embedding, the ownership check and the common words' lookup also run side by
+side.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +25,10 @@ from gateway.rag.embeddings import embed
 from gateway.rag.filters import compile_filter
 from gateway.rag.fusion import rrf, text_query
 from gateway.rag.jobs import vector_literal
-from gateway.rag.ranking import text_ranking, vector_ranking
+from gateway.rag.ranking import Chunk, text_ranking, vector_ranking
 from gateway.services import Services
 
-# Candidates each ranking contributes to the fusion. Filtered vector queries cost about
-# in proportion (the iterative scan visits ~n / selectivity nodes).
-_MIN_CANDIDATES = 20
+_MIN_CANDIDATES = 10
 _MAX_CANDIDATES = 100
 
 
@@ -62,8 +62,10 @@ async def search_stores(
     if not ids:
         return []
     # The query's embedding and the ownership check overlap; both must succeed.
-    vectors, _ = await asyncio.gather(
-        embed(services, [query]), _check_stores(db, caller_for(key), ids)
+    vectors, _, common = await asyncio.gather(
+        embed(services, [query]),
+        _check_stores(db, caller_for(key), ids),
+        services.common_terms.get(db),
     )
     return await search_vectors(
         db,
@@ -74,6 +76,7 @@ async def search_stores(
         condition=condition,
         params=params,
         score_threshold=score_threshold,
+        common=common,
     )
 
 
@@ -110,44 +113,41 @@ async def search_vectors(
     condition: str = "TRUE",
     params: dict[str, Any] | None = None,
     score_threshold: float | None = None,
+    common: Sequence[str] = (),
 ) -> list[SearchHit]:
-    """Search with a ready query vector (what `search_stores` does after embedding)."""
-    bound = {
-        **(params or {}),
-        "stores": store_ids,
-        "n": min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, 2 * max_results)),
-    }
-    tsq = text_query(query)
-    async with db.connect() as vconn, db.connect() as tconn:
+    """Search with a ready query vector (what `search_stores` does after embedding);
+    `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms)."""
+    bound = {**(params or {}), "stores": store_ids, "n": _candidates(max_results)}
+    words = text_query(query)
+    # Autocommit: a lone read needs no BEGIN and ROLLBACK round trips around it.
+    reads = db.execution_options(isolation_level="AUTOCOMMIT")
+    async with reads.connect() as vconn, reads.connect() as tconn:
         by_vector = vector_ranking(vconn, vector_literal(vector), len(vector), condition, bound)
-        if tsq is None:
+        if words is None:
             rankings = [await by_vector]
         else:
-            by_text = text_ranking(tconn, tsq, condition, bound)
+            by_text = text_ranking(tconn, words, common, condition, bound)
             rankings = list(await asyncio.gather(by_vector, by_text))
-        fused = rrf(rankings)
-        if score_threshold is not None:
-            fused = [f for f in fused if f.score >= score_threshold]
-        fused = fused[:max_results]
-        if not fused:
-            return []
-        details = await vconn.execute(
-            text(
-                "SELECT c.id, c.file_id, c.vector_store_id, c.text, c.attributes, f.filename "
-                "FROM chunks c JOIN files f ON f.id = c.file_id WHERE c.id = ANY(:ids)"
-            ),
-            {"ids": [f.item for f in fused]},
-        )
-        by_id = {row.id: row for row in details}
-    return [
-        SearchHit(
-            file_id=row.file_id,
-            filename=row.filename,
-            score=round(f.score, 6),
-            text=row.text,
-            attributes=dict(row.attributes or {}),
-            vector_store_id=row.vector_store_id,
-        )
-        for f in fused
-        if (row := by_id.get(f.item)) is not None
-    ]
+    chunks = {chunk.id: chunk for ranking in rankings for chunk in ranking}
+    fused = rrf([[chunk.id for chunk in ranking] for ranking in rankings])
+    if score_threshold is not None:
+        fused = [f for f in fused if f.score >= score_threshold]
+    return [_hit(chunks[f.item], f.score) for f in fused[:max_results]]
+
+
+def _candidates(max_results: int) -> int:
+    """Chunks each ranking contributes: the page asked for (as Elasticsearch's RRF
+    `rank_window_size`), at least `_MIN_CANDIDATES`. A filtered vector query costs about
+    in proportion (the iterative scan visits ~n / selectivity nodes)."""
+    return min(_MAX_CANDIDATES, max(_MIN_CANDIDATES, max_results))
+
+
+def _hit(chunk: Chunk, score: float) -> SearchHit:
+    return SearchHit(
+        file_id=chunk.file_id,
+        filename=chunk.filename,
+        score=round(score, 6),
+        text=chunk.text,
+        attributes=chunk.attributes,
+        vector_store_id=chunk.vector_store_id,
+    )

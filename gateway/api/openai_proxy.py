@@ -16,6 +16,9 @@ from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_bod
 from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error
 from gateway.rag import chat as rag_chat
+from gateway.rag.citations import CitationRewriter
+from gateway.rag.responses_output import ResponsesRewriter
+from gateway.rag.responses_request import chat_request
 from gateway.services import Services
 from gateway.upstream.client import upstream_headers
 from gateway.upstream.relay import RelayRequest, RelayResult
@@ -39,6 +42,10 @@ def parse_json(raw: bytes) -> object:
         raise InvalidRequest(
             f"The request body is not valid JSON ({exc.msg} at position {exc.pos})."
         ) from None
+
+
+# The endpoints whose requests may carry a file_search tool for the gateway to run.
+_GROUNDED = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
 
 
 class ProxyRoute:
@@ -91,10 +98,13 @@ class ProxyRoute:
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
-        # A dict lookup for plain requests; only chat with a file_search tool goes further.
+        # A dict lookup for plain requests; only a file_search tool goes further.
         file_search = None
-        if "tools" in checked.body and self.endpoint is Endpoint.CHAT:
+        if "tools" in checked.body and self.endpoint in _GROUNDED:
             file_search = rag_chat.take_file_search(checked.body)
+        turn = None  # a Response with file_search is answered through chat completions
+        if file_search is not None and self.endpoint is Endpoint.RESPONSES:
+            turn = chat_request(checked.body, file_search.sent)
         guard.check_model_access(
             granted.key, services.registry.served_id(checked.model), checked.model
         )
@@ -105,7 +115,7 @@ class ProxyRoute:
             changed = True
         await guard.admit(services, granted, len(raw), checked.max_tokens)
         request = RelayRequest(
-            path=self.path,
+            path=Endpoint.CHAT.value if turn else self.path,
             body=orjson.dumps(checked.body) if changed else raw,
             headers=upstream_headers(services.settings, ctx.request_id),
             model=model,
@@ -116,15 +126,20 @@ class ProxyRoute:
             extra_headers=granted.headers,
         )
         if file_search is not None:
-            await rag_chat.augment(
-                services,
-                granted.key,
-                file_search,
-                checked.body,
-                checked.max_tokens,
-                request,
-                candidates,
+            chat = turn.chat if turn else checked.body
+            grounding = await rag_chat.augment(
+                services, granted.key, file_search, chat, checked.max_tokens, request, candidates
             )
+            if turn is not None:
+                request.rewrite = ResponsesRewriter(
+                    turn.echo,
+                    grounding.query,
+                    grounding.hits,
+                    grounding.sources,
+                    turn.include_results,
+                )
+            elif grounding.sources:
+                request.rewrite = CitationRewriter(grounding.sources)
         result = await services.relay.forward(request, candidates, receive, send)
         ctx.upstream = result.upstream
         return result

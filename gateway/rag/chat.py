@@ -18,7 +18,7 @@ from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest
 from gateway.http.asgi import RawHeaders
 from gateway.keys.record import KeyRecord
 from gateway.rag.access import NEEDS_DATABASE, NeedsDatabase
-from gateway.rag.citations import CitationRewriter, Source
+from gateway.rag.citations import Source
 from gateway.rag.context import (
     Conversation,
     Plan,
@@ -52,11 +52,13 @@ class FileSearch:
     max_num_results: int
     filters: dict[str, Any] | None
     score_threshold: float | None
+    sent: dict[str, Any]  # the tool as the request wrote it
 
 
 def take_file_search(body: dict[str, Any]) -> FileSearch | None:
     """The request's file_search tool, checked and taken out of `body` (with `tool_choice`
-    when no tool remains), or None. Called only for chat requests that carry `tools`."""
+    when no tool remains), or None. Called only for chat and responses requests that carry
+    `tools` (the tool has the same shape in both)."""
     tools = body.get("tools")
     if not isinstance(tools, list):
         return None
@@ -103,7 +105,7 @@ def parse_tool(tool: dict[str, Any], position: int) -> FileSearch:
     if filters is not None and not isinstance(filters, dict):
         raise InvalidRequest(f"`{param}.filters` must be an object.", param=f"{param}.filters")
     return FileSearch(
-        position, list(dict.fromkeys(ids)), count, filters, _score_threshold(tool, param)
+        position, list(dict.fromkeys(ids)), count, filters, _score_threshold(tool, param), tool
     )
 
 
@@ -128,6 +130,15 @@ def _score_threshold(tool: dict[str, Any], param: str) -> float | None:
     return float(threshold)
 
 
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What the answer was grounded on: the search query and the passages kept."""
+
+    query: str
+    hits: list[SearchHit]
+    sources: list[Source]
+
+
 async def augment(
     services: Services,
     key: KeyRecord | None,
@@ -136,17 +147,19 @@ async def augment(
     max_tokens: int | None,
     request: RelayRequest,
     candidates: Sequence[Upstream],
-) -> None:
-    """Retrieve and fit; rewrite `request` (body, headers, and the answer's citations)."""
+) -> Grounding:
+    """Retrieve and fit; rewrite `request`'s body and headers. The caller cites the sources
+    in the answer (`CitationRewriter` for chat)."""
     if services.db is None:  # the same answer as the Files and Vector Stores routes give
         raise NeedsDatabase(NEEDS_DATABASE, param=f"tools[{tool.position}]")
     conversation = split_conversation(body["messages"])
+    query = search_query(conversation)
     try:
         hits = await search_stores(
             services,
             key,
             tool.vector_store_ids,
-            search_query(conversation),
+            query,
             max_results=tool.max_num_results,
             filters=tool.filters,
             score_threshold=tool.score_threshold,
@@ -161,9 +174,8 @@ async def augment(
     body["messages"] = assemble(conversation, blocks[: plan.passages_kept], plan.turns_dropped)
     request.body = orjson.dumps(body)
     request.extra_headers = [*(request.extra_headers or ()), *rag_headers(plan)]
-    sources = _sources(hits[: plan.passages_kept])
-    if sources:
-        request.rewrite = CitationRewriter(sources)
+    kept = hits[: plan.passages_kept]
+    return Grounding(query, kept, _sources(kept))
 
 
 def _sources(hits: Sequence[SearchHit]) -> list[Source]:

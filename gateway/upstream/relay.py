@@ -207,9 +207,9 @@ class Relay:
             raise UpstreamTimeout("The inference engine stopped answering mid-response.") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable("The inference engine closed the connection.") from exc
-        _read_usage(body, result, request.responses_api)
         if request.rewrite is not None:
             body = request.rewrite.body(body)
+        _read_usage(body, result, request.responses_api)  # as the client gets it
         headers: RawHeaders = [
             (b"content-type", response.headers.get("content-type", "application/json").encode()),
             (b"content-length", str(len(body)).encode()),

@@ -78,9 +78,12 @@ def is_usage_chunk(event: bytes, usage: StreamUsage) -> bool:
 
 
 def responses_usage(event: bytes, usage: StreamUsage) -> None:
-    """Responses API streams: usage arrives in the `response.completed` event."""
+    """Responses API streams: usage arrives in the `response.completed` event (or
+    `response.incomplete`, when `max_output_tokens` cut the answer short)."""
     usage.chunks += 1
-    if b'"usage"' not in event or b"response.completed" not in event:
+    if b'"usage"' not in event or (
+        b"response.completed" not in event and b"response.incomplete" not in event
+    ):
         return
     payload = _payload(event)
     if isinstance(payload, dict):

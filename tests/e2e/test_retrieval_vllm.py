@@ -63,3 +63,18 @@ async def test_the_document_with_the_answer_ranks_first(sdk, rag_gateway, chat_e
     message = reply.choices[0].message.model_dump()
     cited = [a["file_citation"]["filename"] for a in message.get("annotations") or []]
     assert "leave-policy.md" in cited
+
+    # And through the Responses API: the search call, the answer and its citations.
+    response = await client.responses.create(
+        model=chat_engine.model,
+        input="How many days of paid leave do employees get?",
+        tools=[{"type": "file_search", "vector_store_ids": [store.id], "max_num_results": 2}],
+        include=["file_search_call.results"],
+        max_output_tokens=32,
+    )
+    call, answer = response.output
+    assert call.type == "file_search_call" and call.status == "completed"
+    assert call.results and call.results[0].filename == "leave-policy.md"
+    assert answer.type == "message" and response.output_text.strip()
+    assert "leave-policy.md" in [a.filename for a in answer.content[0].annotations]
+    assert response.usage and response.usage.output_tokens > 0

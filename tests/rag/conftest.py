@@ -12,6 +12,7 @@ from gateway.rag.routes import router
 from gateway.rag.worker import STATE_ATTR, IngestWorker
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
+from tests.fakes.engine import FakeEngine
 
 ADMIN = "admin-secret-for-rag-tests"
 EMBED_MODEL = "fake-embed"
@@ -40,6 +41,13 @@ def _wire(gw: RunningGateway) -> IngestWorker | None:
     worker.start()
     setattr(gw.app.state, STATE_ATTR, worker)
     return worker
+
+
+@pytest.fixture
+async def chat_engine() -> AsyncIterator[FakeEngine]:
+    engine = await FakeEngine().start()
+    yield engine
+    await engine.stop()
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.fakes.engine import FakeEngine
 from tests.rag.conftest import RagFactory, create_key
@@ -33,12 +32,6 @@ async def ingested(client: Any, files: dict[str, bytes]) -> tuple[str, dict[str,
         await asyncio.sleep(0.05)
     raise AssertionError(f"ingestion did not finish: {store.file_counts}")
 
-
-@pytest.fixture
-async def chat_engine() -> Any:
-    engine = await FakeEngine().start()
-    yield engine
-    await engine.stop()
 
 
 async def test_a_question_is_answered_from_the_store_and_cited(

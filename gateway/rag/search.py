@@ -4,8 +4,8 @@ Two rankings over the stores asked for and the attribute filter, computed in par
 (gateway.rag.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`) and the
 best full-text matches (`tsvector` + GIN). Reciprocal rank fusion merges them
 (gateway.rag.fusion); `score` is the fused score in 0..1, and `score_threshold` applies
-to it. The query's embedding, the ownership check and the common words' lookup also run side by
-side.
+to it. The query's embedding, the ownership check and the lookup of common words also
+run side by side.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ async def search_stores(
     ids = list(dict.fromkeys(store_ids))
     if not ids:
         return []
-    # The query's embedding and the ownership check overlap; both must succeed.
+    # Embedding, ownership check and common words overlap; all must succeed.
     vectors, _, common = await asyncio.gather(
         embed(services, [query]),
         _check_stores(db, caller_for(key), ids),

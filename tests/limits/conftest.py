@@ -5,7 +5,6 @@ Each test gets its own key prefix and deletes only its own keys afterwards.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -17,6 +16,7 @@ from gateway.keys.record import KeyRecord
 from gateway.limits.limiter import Limiter
 from gateway.limits.redis_backend import RedisBackend
 from gateway.metrics import Metrics
+from tests.conftest import missing_prerequisite
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 LEASE_S = 30.0
@@ -67,17 +67,10 @@ def prefix(redis_up: str | None) -> Iterator[str]:
         client.close()
 
 
-def _no_redis(why: str) -> None:
-    # A developer without Redis skips these; CI (CI=true) starts one and must never skip.
-    if os.environ.get("CI"):
-        pytest.fail(f"Redis tests cannot run in CI: {why}")
-    pytest.skip(why)
-
-
 @pytest.fixture
 async def redis_client(redis_up: str | None) -> AsyncIterator[AsyncRedis]:
     if redis_up is not None:
-        _no_redis(redis_up)
+        missing_prerequisite(redis_up)
     client = AsyncRedis.from_url(REDIS_URL, socket_timeout=1)
     yield client
     await client.aclose()
@@ -101,7 +94,7 @@ async def make_limiter(prefix: str, redis_up: str | None) -> AsyncIterator[Limit
         redis = None
         if backend == "redis":
             if redis_up is not None:
-                _no_redis(redis_up)
+                missing_prerequisite(redis_up)
             # Generous: these tests check sharing and exactness, and a busy CI box can stall
             # a reply past the service's 0.25 s (test_fallback.py covers that timeout).
             redis = RedisBackend.from_url(REDIS_URL, prefix=prefix, timeout_s=2.0)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import subprocess
 import time
@@ -21,6 +20,7 @@ from gateway.config import Settings
 from gateway.limits import Admission, Limiter
 from gateway.limits.redis_backend import RedisBackend
 from gateway.metrics import Metrics
+from tests.conftest import missing_prerequisite
 from tests.fakes.engine import free_port
 from tests.limits.conftest import key
 
@@ -61,9 +61,7 @@ class ThrowawayRedis:
 @pytest.fixture
 def throwaway() -> Iterator[ThrowawayRedis]:
     if not shutil.which(REDIS_SERVER):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is not installed; CI must run the fallback tests")
-        pytest.skip("redis-server not installed")
+        missing_prerequisite("redis-server is not installed")
     server = ThrowawayRedis()
     server.start()
     yield server

@@ -33,7 +33,6 @@ async def ingested(client: Any, files: dict[str, bytes]) -> tuple[str, dict[str,
     raise AssertionError(f"ingestion did not finish: {store.file_counts}")
 
 
-
 async def test_a_question_is_answered_from_the_store_and_cited(
     rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
 ):

@@ -176,7 +176,6 @@ def test_a_chat_stream_becomes_the_responses_event_sequence() -> None:
     assert rewriter().events([error]) == [error]
 
 
-
 async def test_the_sdk_gets_a_grounded_response_whole_and_streamed(
     rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
 ) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import missing_prerequisite
+
 CHROMIUM = os.environ.get("GATEWAY_UI_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
     "--no-sandbox",
@@ -29,7 +31,6 @@ ARTIFACTS = Path(os.environ.get("GATEWAY_UI_ARTIFACTS", Path(__file__).parent / 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
-    # A developer without a browser skips these; CI (CI=true) must never skip them.
     missing = None
     try:
         import playwright.async_api as playwright_api
@@ -38,9 +39,7 @@ async def browser() -> AsyncIterator[Any]:
     if missing is None and not Path(CHROMIUM).exists():
         missing = f"{CHROMIUM} is missing (apt-get install -y chromium)"
     if missing is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests cannot run in CI: {missing}")
-        pytest.skip(missing)
+        missing_prerequisite(missing)
     async with playwright_api.async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield launched

@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from aiohttp import web
-from fastapi import FastAPI
 
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
@@ -82,31 +80,6 @@ async def embedder() -> AsyncIterator[FakeEmbedder]:
     await fake.stop()
 
 
-def _fastapi(app: Any) -> FastAPI:
-    node = app
-    for _ in range(8):
-        if isinstance(node, FastAPI):
-            return node
-        node = getattr(node, "fallback", None) or node.app
-    raise AssertionError("no FastAPI app found")
-
-
-async def _wire_retrieval(gw: RunningGateway) -> Any:
-    """Retrieval routes and an ingestion worker, unless app.py already wires them."""
-    from gateway.rag.routes import router
-    from gateway.rag.worker import STATE_ATTR, IngestWorker
-
-    api = _fastapi(gw.app)
-    if not any(getattr(r, "path", "") == "/v1/files" for r in api.routes):
-        api.include_router(router)
-    if getattr(gw.app.state, STATE_ATTR, None) is not None:
-        return None
-    worker = IngestWorker(gw.services, poll_s=0.2, lease_s=5.0)
-    worker.start()
-    setattr(gw.app.state, STATE_ATTR, worker)
-    return worker
-
-
 @pytest.fixture
 async def console_gateway(
     gateway_factory: GatewayFactory,
@@ -121,11 +94,9 @@ async def console_gateway(
         admin_key=ADMIN,
         embedding_model=EMBED_MODEL,
         usage_flush_interval_s=0.2,
+        ingest_poll_s=0.2,
     )
-    worker = await _wire_retrieval(gw)
     yield gw
-    if worker is not None:
-        await worker.stop()
 
 
 _TOKEN = re.compile(r'name="(login_token|csrf_token)" value="([^"]+)"')

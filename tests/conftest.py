@@ -18,7 +18,16 @@ from openai import AsyncOpenAI
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.services import Services
+from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
+
+
+@pytest.fixture
+async def embedder() -> AsyncIterator[FakeEmbedder]:
+    """A fake embedding engine (for retrieval without a real model)."""
+    fake = await FakeEmbedder().start()
+    yield fake
+    await fake.stop()
 
 
 def missing_prerequisite(why: str) -> NoReturn:

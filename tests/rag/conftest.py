@@ -13,7 +13,6 @@ from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine
 
 ADMIN = "admin-secret-for-rag-tests"
-EMBED_MODEL = "fake-embed"
 
 RagFactory = Callable[..., Awaitable[RunningGateway]]
 
@@ -26,20 +25,13 @@ async def chat_engine() -> AsyncIterator[FakeEngine]:
 
 
 @pytest.fixture
-async def embedder() -> AsyncIterator[FakeEmbedder]:
-    fake = await FakeEmbedder(EMBED_MODEL).start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 def rag_factory(gateway_factory: GatewayFactory, embedder: FakeEmbedder) -> RagFactory:
     """Gateways whose lifespan runs retrieval (routes and ingestion worker) on Postgres."""
 
     async def make(database_url: str | None = None, **overrides: Any) -> RunningGateway:
         settings: dict[str, Any] = {
             "upstreams": [embedder.url],
-            "embedding_model": EMBED_MODEL,
+            "embedding_model": embedder.model,
             "admin_key": ADMIN,
             "ingest_poll_s": 0.2,
             **overrides,

@@ -17,7 +17,6 @@ from tests.fakes.engine import FakeEngine, free_port
 from tests.ui.browser import browser  # noqa: F401  (the fixture, for every test here)
 
 ADMIN = "admin-secret-for-console-tests-0123456789"
-EMBED_MODEL = "fake-embed"
 
 METRICS = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -74,13 +73,6 @@ async def gauge_engine() -> AsyncIterator[GaugeEngine]:
 
 
 @pytest.fixture
-async def embedder() -> AsyncIterator[FakeEmbedder]:
-    fake = await FakeEmbedder(EMBED_MODEL).start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def console_gateway(
     gateway_factory: GatewayFactory,
     database_url: str,
@@ -92,7 +84,7 @@ async def console_gateway(
         upstreams=[engine.url, embedder.url, gauge_engine.url],
         database_url=database_url,
         admin_key=ADMIN,
-        embedding_model=EMBED_MODEL,
+        embedding_model=embedder.model,
         usage_flush_interval_s=0.2,
         ingest_poll_s=0.2,
     )

@@ -21,6 +21,8 @@ from gateway.services import Services
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
 
+pytest_plugins = ["tests.gateway_process"]
+
 
 @pytest.fixture
 async def embedder() -> AsyncIterator[FakeEmbedder]:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 from gateway.db.url import libpq_url
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine, free_port
+from tests.gateway_process import ProcessFactory
 
 ADMIN = "admin-secret-for-tests"
 CHAT = "/v1/chat/completions"
@@ -222,51 +219,34 @@ async def test_redis_outage_falls_back_to_local_limits(
 
 
 async def test_n_requests_then_sigterm_gives_n_usage_events(
-    engine: FakeEngine, database_url: str, tmp_path
+    engine: FakeEngine, database_url: str, gateway_process: ProcessFactory
 ):
-    port = free_port()
-    env = {
-        **os.environ,
-        "GATEWAY_UPSTREAMS": engine.url,
-        "GATEWAY_DATABASE_URL": database_url,
-        "GATEWAY_ADMIN_KEY": ADMIN,
-        "GATEWAY_PORT": str(port),
-        # A long flush interval: only the shutdown flush can have written the events.
-        "GATEWAY_USAGE_FLUSH_INTERVAL_S": "300",
-    }
-    log = (tmp_path / "gateway.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    gw = await gateway_process(
+        {
+            "GATEWAY_UPSTREAMS": engine.url,
+            "GATEWAY_DATABASE_URL": database_url,
+            "GATEWAY_ADMIN_KEY": ADMIN,
+            # A long flush interval: only the shutdown flush can have written the events.
+            "GATEWAY_USAGE_FLUSH_INTERVAL_S": "300",
+        },
+        ready_path="/readyz",
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            created = await client.post(
-                "/admin/keys", json={"name": "n"}, headers={"authorization": f"Bearer {ADMIN}"}
+    async with gw.client() as client:
+        created = await client.post(
+            "/admin/keys", json={"name": "n"}, headers={"authorization": f"Bearer {ADMIN}"}
+        )
+        headers = {"authorization": f"Bearer {created.json()['key']}"}
+        n = 25
+        results = await asyncio.gather(
+            *(
+                client.post(CHAT, json={**BODY, "stream": i % 2 == 0}, headers=headers)
+                for i in range(n)
             )
-            headers = {"authorization": f"Bearer {created.json()['key']}"}
-            n = 25
-            results = await asyncio.gather(
-                *(
-                    client.post(CHAT, json={**BODY, "stream": i % 2 == 0}, headers=headers)
-                    for i in range(n)
-                )
-            )
-        assert all(r.status_code == 200 for r in results)
-        assert usage_rows(database_url) == []
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn shuts down gracefully, then re-raises the signal it caught.
-        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+        )
+    assert all(r.status_code == 200 for r in results)
+    assert usage_rows(database_url) == []
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert await gw.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
     rows = usage_rows(database_url)
     assert len(rows) == n
     assert all(r[1] == 200 and r[2] == 7 and r[3] == 3 for r in rows)

@@ -60,7 +60,7 @@ def test_engines_reserve_the_gpu_and_stay_internal(services: dict[str, Any]) -> 
 
 def test_engines_require_the_shared_api_key(services: dict[str, Any]) -> None:
     gateway_key = services["gateway"]["environment"]["GATEWAY_UPSTREAM_API_KEY"]
-    assert gateway_key == "${VLLM_API_KEY}"
+    assert gateway_key.startswith("${VLLM_API_KEY:?")
     for name in ENGINES:
         assert flag(services[name]["command"], "--api-key").startswith("${VLLM_API_KEY")
 
@@ -84,7 +84,8 @@ def test_gateway_waits_for_healthy_dependencies(services: dict[str, Any]) -> Non
     for name in ("postgres", "vllm", "embed"):
         assert depends[name]["condition"] == "service_healthy", name
     assert depends["migrate"]["condition"] == "service_completed_successfully"
-    assert depends["redis"] == {"condition": "service_healthy", "required": False}
+    # Workers (and scale-out replicas) share limits through Redis: it is part of the stack.
+    assert depends["redis"] == {"condition": "service_healthy"}
     assert gateway["ports"] == ["${GATEWAY_BIND:-0.0.0.0}:${GATEWAY_PORT:-8080}:8080"]
     assert "gateway" in gateway["command"] and "serve" in gateway["command"]
     # Engines start one at a time: each sizes its KV cache from the free memory it sees.
@@ -98,10 +99,11 @@ def test_gateway_is_wired_to_the_engines(services: dict[str, Any]) -> None:
     assert env["GATEWAY_EMBEDDING_MODEL"] == flag(
         services["embed"]["command"], "--served-model-name"
     )
-    assert env["GATEWAY_DATABASE_URL"].startswith(
-        "postgresql://gateway:${POSTGRES_PASSWORD}@postgres"
-    )
+    # The password goes as libpq's PGPASSWORD: a URL would break on `@`, `/` or `#` in it.
+    assert env["GATEWAY_DATABASE_URL"] == "postgresql://gateway@postgres:5432/gateway"
+    assert env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
     assert env["GATEWAY_ADMIN_KEY"].startswith("${GATEWAY_ADMIN_KEY")
+    assert env["GATEWAY_REDIS_URL"] == "redis://redis:6379/0"
 
 
 def test_data_lives_on_named_volumes(compose: dict[str, Any], services: dict[str, Any]) -> None:
@@ -119,11 +121,10 @@ def test_data_lives_on_named_volumes(compose: dict[str, Any], services: dict[str
 
 
 def test_optional_profiles(services: dict[str, Any]) -> None:
-    assert services["redis"]["profiles"] == ["redis"]
     assert services["prometheus"]["profiles"] == ["monitoring"]
     assert services["grafana"]["profiles"] == ["monitoring"]
     assert services["models"]["profiles"] == ["tools"]
-    for name in ("vllm", "embed", "postgres", "gateway", "migrate"):
+    for name in ("vllm", "embed", "postgres", "gateway", "migrate", "redis"):
         assert "profiles" not in services[name], name
 
 
@@ -204,9 +205,7 @@ def test_scale_out_override(services: dict[str, Any]) -> None:
     gateway = override["gateway"]
     assert gateway["deploy"]["replicas"] > 1
     assert gateway["ports"] == []  # !reset: nginx publishes the port instead
-    assert gateway["environment"]["GATEWAY_REDIS_URL"] == "redis://redis:6379/0"
     assert "http://vllm-2:8000" in gateway["environment"]["GATEWAY_UPSTREAMS"].split(",")
-    assert gateway["depends_on"]["redis"]["required"] is True
     second = override["vllm-2"]
     assert second["image"] == services["vllm"]["image"]
     assert "ports" not in second

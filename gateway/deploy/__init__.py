@@ -1,0 +1,1 @@
+"""The docker compose deployment's helpers (`gateway init`). Standard library only."""

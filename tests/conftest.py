@@ -21,7 +21,7 @@ from gateway.services import Services
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
 
-pytest_plugins = ["tests.gateway_process"]
+pytest_plugins = ["tests.gateway_process", "tests.deploy.harness"]
 
 
 @pytest.fixture

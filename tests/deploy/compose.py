@@ -1,4 +1,8 @@
-"""Reading compose files as data: no Docker engine here, so tests parse them with PyYAML."""
+"""The compose files, by path, and read as plain data (merge tags as their values).
+
+`project.py` builds what `docker compose` would from them; this is for tests that check a
+file as it is written.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +10,26 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 PROFILES = sorted((ROOT / "deploy" / "profiles").glob("*.yml"))
 SCALE_OUT = ROOT / "deploy" / "compose.scale-out.yml"
-VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?][^}]*)?\}")
-
-
-# A SafeLoader that also reads compose's merge tags (!reset, !override) as plain values.
-_ComposeLoader: Any = type("_ComposeLoader", (yaml.SafeLoader,), {})
-
-
-def _plain(loader: Any, node: Any) -> Any:
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    return loader.construct_scalar(node)
-
-
-_ComposeLoader.add_constructor("!reset", _plain)
-_ComposeLoader.add_constructor("!override", _plain)
+VARIABLE = re.compile(r"\$\{([A-Z0-9_]+)(?::?[-?+][^}]*)?\}")
 
 
 def load(path: Path) -> dict[str, Any]:
-    data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ComposeLoader)  # noqa: S506
-    assert isinstance(data, dict)
-    return data
+    from tests.deploy.project import Tagged, read_yaml
+
+    def plain(node: Any) -> Any:
+        if isinstance(node, Tagged):
+            return plain(node.value)
+        if isinstance(node, dict):
+            return {k: plain(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [plain(v) for v in node]
+        return node
+
+    return plain(read_yaml(path))  # type: ignore[no-any-return]
 
 
 def variables(path: Path) -> set[str]:

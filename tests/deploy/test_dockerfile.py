@@ -2,48 +2,29 @@
 
 from __future__ import annotations
 
-import fnmatch
+import json
 import re
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from tests.deploy.compose import ROOT
+from tests.deploy.harness import shared_folder
+from tests.deploy.image import (
+    DOCKERFILE,
+    Image,
+    Stage,
+    dockerignore_rules,
+    ignored,
+    parse_dockerfile,
+)
+from tests.deploy.sandbox import Sandbox
 
-DOCKERFILE = ROOT / "Dockerfile.api"
 BUILD_TOOLS = ("build-essential", "gcc", "g++", "make", "clang", "cargo", "rustc")
 
 
-@dataclass
-class Stage:
-    base: str
-    name: str | None
-    instructions: list[tuple[str, str]] = field(default_factory=list)
-
-    def all(self, keyword: str) -> list[str]:
-        return [args for kw, args in self.instructions if kw == keyword]
-
-
 def _stages() -> tuple[dict[str, str], list[Stage]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())  # join continuation lines
-    args: dict[str, str] = {}
-    stages: list[Stage] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        keyword, rest = keyword.upper(), rest.strip()
-        if keyword == "ARG" and not stages and "=" in rest:
-            key, _, value = rest.partition("=")
-            args[key] = value
-        elif keyword == "FROM":
-            parts = rest.split()
-            name = parts[2] if len(parts) >= 3 and parts[1].upper() == "AS" else None
-            stages.append(Stage(parts[0], name))
-        elif stages:
-            stages[-1].instructions.append((keyword, rest))
-    return args, stages
+    return parse_dockerfile(DOCKERFILE.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -97,33 +78,10 @@ def test_runs_gateway_serve(stages: list[Stage]) -> None:
     assert "GATEWAY_MODEL_CATALOG=/opt/gateway/catalog.yaml" in env
 
 
-def _matches(path: str, pattern: str) -> bool:
-    """A .dockerignore pattern against a context-relative path: it matches from the context
-    root, also through a parent folder (excluding a folder excludes its content), and at any
-    depth after a leading "**/"."""
-    parts = path.split("/")
-    if pattern.startswith("**/"):
-        return any(_matches("/".join(parts[i:]), pattern[3:]) for i in range(len(parts)))
-    return any(fnmatch.fnmatchcase("/".join(parts[:n]), pattern) for n in range(1, len(parts) + 1))
-
-
-def _ignored(path: str, rules: list[str]) -> bool:
-    """The last matching rule wins, as in Docker."""
-    ignored = False
-    for rule in rules:
-        if _matches(path, rule.lstrip("!").rstrip("/")):
-            ignored = not rule.startswith("!")
-    return ignored
-
-
 def test_dockerignore_keeps_secrets_out_and_sources_in(stages: list[Stage]) -> None:
-    rules = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    rules = dockerignore_rules()
     for secret in (".env", ".git/config", "tests/conftest.py", "deploy/README.md"):
-        assert _ignored(secret, rules), secret
+        assert ignored(secret, rules), secret
     sources = [
         src
         for stage in stages
@@ -133,5 +91,41 @@ def test_dockerignore_keeps_secrets_out_and_sources_in(stages: list[Stage]) -> N
     ]
     assert sources
     for src in sources:
-        assert not _ignored(src.rstrip("/"), rules), src
+        assert not ignored(src.rstrip("/"), rules), src
         assert (ROOT / src).exists() or src == "README.md", src
+
+
+def test_the_image_runs_its_commands_as_its_user(gateway_image: Image, tmp_path: Path) -> None:
+    """The built environment, not the checkout: a module needing a dev-only package, or a
+    package file left out of the wheel, fails here (the console and the migrations run in
+    the rehearsal's `gateway` and `migrate` services)."""
+    env = gateway_image.container_env({})
+    run = {"env": env, "user": gateway_image.user, "workdir": gateway_image.workdir}
+    with Sandbox({"gateway": []}, shared_folder("gateway-image-run-")) as sandbox:
+
+        def ok(*argv: str) -> str:
+            code, out = sandbox.run("gateway", list(argv), mounts=gateway_image.mounts(), **run)
+            assert code == 0, f"{argv}: {out}"
+            return out
+
+        assert ok("id", "-u").strip() == str(gateway_image.user[0]) != "0"
+        assert "llama-3.3-70b-iq2m" in ok("gateway", "models", "list")
+        plan = json.loads(
+            ok(
+                "gateway",
+                "plan",
+                "--model",
+                "llama-3.3-70b-iq2m",
+                "--gpu",
+                "rtx5090",
+                "--context",
+                "16384",
+                "--kv-cache-dtype",
+                "fp8",
+                "--json",
+            )
+        )
+        assert plan["fits"] is True
+        # Every module imports from the image's venv: nothing reaches for a dev dependency.
+        ok("python", "-c", "import gateway.app, gateway.ui.client, gateway.rag.cli, gateway.cli")
+        assert "Usage: gateway serve" in ok("gateway", "serve", "--help")

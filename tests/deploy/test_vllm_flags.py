@@ -4,10 +4,8 @@ that the pinned image's `vllm serve` defines, read from vLLM's source at that ta
 from __future__ import annotations
 
 import functools
-import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,31 +169,3 @@ def test_every_row_is_used_by_some_compose_file() -> None:
     used = {flag for engine in engines() for flag, _ in parse_command(engine.command)[1]}
     unused = set(table()["flags"]) - used
     assert not unused, f"{TABLE_PATH.name} lists flags no compose file uses: {sorted(unused)}"
-
-
-def test_cited_lines_name_their_flags() -> None:
-    """With VLLM_SOURCE set to a vLLM tree at the pinned tag, each citation is checked: the
-    `defined` line declares the field, the `added` line registers the flag."""
-    source = os.environ.get("VLLM_SOURCE")
-    if not source:
-        pytest.skip("set VLLM_SOURCE to a vLLM checkout at the pinned tag to check citations")
-    data = table()
-    positional = data["positional"]
-    assert f'"{positional["name"]}"' in _line(Path(source), positional["defined"])
-    for flag, row in data["flags"].items():
-        added = _line(Path(source), row["added"])
-        # Frontend flags are registered in one loop, from their field names.
-        assert flag in added or "key.replace('_', '-')" in added, f"{flag}: {row['added']}"
-        defined = _line(Path(source), row["defined"])
-        declared = re.match(r"\s*(\w+):", defined)
-        field = row.get("field", flag.removeprefix("--").replace("-", "_"))
-        assert declared and declared[1] == field, (
-            f"{flag}: {row['defined']} should declare {field}, reads {defined.strip()!r}"
-        )
-
-
-def _line(source: Path, citation: str) -> str:
-    match = CITATION.fullmatch(citation)
-    assert match, citation
-    lines = (source / match["path"]).read_text(encoding="utf-8").splitlines()
-    return lines[int(match["line"]) - 1]

@@ -77,13 +77,16 @@ class FakeEmbedder:
         self._runner: web.AppRunner | None = None
         self._stopping = asyncio.Event()
 
-    async def start(self) -> FakeEmbedder:
+    def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/tokenize", self._tokenize)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        return app
+
+    async def start(self) -> FakeEmbedder:
+        self._runner = web.AppRunner(self.app(), handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self

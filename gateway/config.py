@@ -67,6 +67,8 @@ class Settings(BaseSettings):
 
     # Token reservation for requests that name no max_tokens (reconciled afterwards).
     default_max_tokens: int = Field(1024, ge=1)
+    # The most answers one request may ask for (`n`): each holds its own engine share.
+    max_n: int = Field(8, ge=1)
     # In-flight slots are leases, renewed while their request runs (every third of the
     # lease): a replica that dies, or a release lost to a Redis blip, frees them this soon.
     slot_lease_s: float = Field(30.0, gt=0)

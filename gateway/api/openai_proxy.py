@@ -5,10 +5,13 @@ Per request: key → body checks → model → quota and limits → relay → se
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from starlette.types import ASGIApp
 
 from gateway.api import guard
+from gateway.api.cost import Cost, prompt_estimate
 from gateway.api.embedding_input import decode_token_input
 from gateway.api.request_checks import Endpoint, check_request
 from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
@@ -60,28 +63,57 @@ class ProxyRoute:
         services: Services = self.app.state.services  # type: ignore[attr-defined]
         in_flight = services.metrics.in_flight.labels(self.path)
         in_flight.inc()
+        # Until its usage is recorded: a graceful stop waits for that before the last flush.
+        services.unrecorded.enter()
         granted = guard.Pass()
+        # Filled in by the relay as it goes, so that a request cancelled mid-relay still
+        # knows what reached the engine and the client.
+        relayed = RelayResult()
         try:
-            if scope["method"] != "POST":
-                raise InvalidRequest(f"Use POST for {self.path}.")
-            granted.key = await guard.authenticate(services, scope)
-            ctx.key_id = granted.key.id if granted.key else None
-            result = await self._handle(services, ctx, granted, scope, receive, send)
-        except GatewayError as exc:
-            await send_error(send, exc)
-            result = RelayResult(status=exc.status)
-        except ClientGone:
-            result = RelayResult(status=499, cancelled=True)
-        except BaseException:
-            # A bug, or the server cancelling us at shutdown: still free the in-flight slot
-            # now rather than when its lease expires.
-            await guard.settle(services, granted, None)
-            raise
+            try:
+                if scope["method"] != "POST":
+                    raise InvalidRequest(f"Use POST for {self.path}.")
+                granted.key = await guard.authenticate(services, scope)
+                ctx.key_id = granted.key.id if granted.key else None
+                await self._handle(services, ctx, granted, scope, receive, send, relayed)
+                status, client_left = relayed.status or 499, relayed.cancelled
+            except GatewayError as exc:
+                # Raised after the request reached an engine (one that went silent), it
+                # is still metered: the engine worked on it until the gateway gave up.
+                await send_error(send, exc)
+                status, client_left = exc.status, False
+            except ClientGone:
+                relayed.cancelled = True
+                status, client_left = 499, True
+            except BaseException as exc:
+                # The server cancelling us (a graceful stop that gave up waiting) or a bug:
+                # the engine may have worked all the same, so it is metered as cancelled.
+                # Recorded before anything awaits, then the slot is freed now rather than
+                # when its lease expires.
+                relayed.cancelled = True
+                status = 503 if isinstance(exc, asyncio.CancelledError) else 500
+                await self._finish(services, ctx, granted, relayed, status, client_left=False)
+                raise
+            finally:
+                in_flight.dec()
+            await self._finish(services, ctx, granted, relayed, status, client_left=client_left)
         finally:
-            in_flight.dec()
-        await guard.settle(services, granted, result)
-        self._meter(services, ctx, result)
-        self._record(services, ctx, granted, result)
+            services.unrecorded.leave()
+
+    async def _finish(
+        self,
+        services: Services,
+        ctx: RequestContext,
+        granted: guard.Pass,
+        result: RelayResult,
+        status: int,
+        *,
+        client_left: bool,
+    ) -> None:
+        cost = guard.cost(granted, result)
+        self._meter(services, ctx, result, cost, client_left)
+        self._record(services, ctx, granted, result, cost, status)
+        await guard.settle(services, granted, cost)
 
     async def _handle(
         self,
@@ -91,10 +123,11 @@ class ProxyRoute:
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> RelayResult:
+        relayed: RelayResult,
+    ) -> None:
         check_content_type(scope)
         raw = await read_body(receive, services.settings.max_body_bytes)
-        checked = check_request(self.endpoint, parse_json(raw))
+        checked = check_request(self.endpoint, parse_json(raw), max_n=services.settings.max_n)
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
@@ -113,7 +146,14 @@ class ProxyRoute:
         if model != checked.model:
             checked.body["model"] = model
             changed = True
-        await guard.admit(services, granted, len(raw), checked.max_tokens)
+        await guard.admit(
+            services,
+            granted,
+            len(raw),
+            checked.max_tokens,
+            sequences=checked.sequences,
+            prompt_tokens=prompt_estimate(raw),
+        )
         request = RelayRequest(
             path=Endpoint.CHAT.value if turn else self.path,
             body=orjson.dumps(checked.body) if changed else raw,
@@ -140,26 +180,37 @@ class ProxyRoute:
                 )
             elif grounding.sources:
                 request.rewrite = CitationRewriter(grounding.sources)
-        result = await services.relay.forward(request, candidates, receive, send)
-        ctx.upstream = result.upstream
-        return result
+            # Retrieved passages made the prompt longer than the client's body.
+            granted.prompt_estimate = max(granted.prompt_estimate, prompt_estimate(request.body))
+        await services.relay.forward(request, candidates, receive, send, relayed)
+        ctx.upstream = relayed.upstream
 
-    def _meter(self, services: Services, ctx: RequestContext, result: RelayResult) -> None:
+    def _meter(
+        self,
+        services: Services,
+        ctx: RequestContext,
+        result: RelayResult,
+        cost: Cost,
+        client_left: bool,
+    ) -> None:
         metrics = services.metrics
-        if result.cancelled:
+        if client_left:
             metrics.client_disconnects.labels(self.path).inc()
         if result.ttft_s is not None:
             metrics.ttft.labels(ctx.model).observe(result.ttft_s)
-        if result.prompt_tokens:
-            metrics.tokens.labels(ctx.model, "prompt").inc(result.prompt_tokens)
-        completion = result.completion_tokens
-        if completion is None and result.cancelled:
-            completion = result.chunks  # vLLM sends about one token per chunk
-        if completion:
-            metrics.tokens.labels(ctx.model, "completion").inc(completion)
+        if cost.prompt_tokens:
+            metrics.tokens.labels(ctx.model, "prompt").inc(cost.prompt_tokens)
+        if cost.completion_tokens:
+            metrics.tokens.labels(ctx.model, "completion").inc(cost.completion_tokens)
 
     def _record(
-        self, services: Services, ctx: RequestContext, granted: guard.Pass, result: RelayResult
+        self,
+        services: Services,
+        ctx: RequestContext,
+        granted: guard.Pass,
+        result: RelayResult,
+        cost: Cost,
+        status: int,
     ) -> None:
         if services.usage is None or granted.key is None:
             return
@@ -170,11 +221,10 @@ class ProxyRoute:
                 model=ctx.model,
                 route=self.path,
                 started=ctx.started,
-                status=result.status or 499,
+                status=status,
                 upstream=result.upstream,
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                chunks=result.chunks,
+                prompt_tokens=cost.prompt_tokens,
+                completion_tokens=cost.completion_tokens,
                 ttft_s=result.ttft_s,
                 streamed=result.streamed,
                 cancelled=result.cancelled,

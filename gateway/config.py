@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # In-flight slots are leases, renewed while their request runs (every third of the
     # lease): a replica that dies, or a release lost to a Redis blip, frees them this soon.
     slot_lease_s: float = Field(30.0, gt=0)
+    # `gateway serve`: how long a stop (SIGTERM) waits for running requests before it
+    # cancels them (they are still metered) and flushes usage.
+    shutdown_timeout_s: int = Field(30, ge=0)
 
     # Retrieval: uploads are streamed into Postgres; ingestion runs as leased jobs.
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)

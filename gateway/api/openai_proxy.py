@@ -6,6 +6,7 @@ Per request: key → body checks → model → quota and limits → relay → se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import orjson
 from starlette.types import ASGIApp
@@ -14,10 +15,15 @@ from gateway.api import guard
 from gateway.api.cost import Cost, prompt_estimate
 from gateway.api.embedding_input import decode_token_input
 from gateway.api.request_checks import Endpoint, check_request
-from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    UnsupportedMediaType,
+    UpstreamUnavailable,
+)
 from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext, get_context
-from gateway.http.errors import send_error
+from gateway.http.errors import send_error, sse_error_event
 from gateway.rag import chat as rag_chat
 from gateway.rag.citations import CitationRewriter
 from gateway.rag.responses_output import ResponsesRewriter
@@ -45,6 +51,23 @@ def parse_json(raw: bytes) -> object:
         raise InvalidRequest(
             f"The request body is not valid JSON ({exc.msg} at position {exc.pos})."
         ) from None
+
+
+_STOPPING = (
+    "The gateway is shutting down and cut this request short; retry it (another replica, "
+    "or this one once it is back, will serve it)."
+)
+
+
+async def _say_stopping(send: Send, relayed: RelayResult) -> None:
+    """Tell the client why its request ends here, briefly: the process is going away."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1):  # a client that reads nothing must not hold us
+            if relayed.sse_open:
+                event = sse_error_event(_STOPPING, code="server_shutting_down")
+                await send({"type": "http.response.body", "body": event, "more_body": False})
+            else:  # refused by the server if a whole answer already went out
+                await send_error(send, UpstreamUnavailable(_STOPPING, code="server_shutting_down"))
 
 
 # The endpoints whose requests may carry a file_search tool for the gateway to run.
@@ -91,8 +114,12 @@ class ProxyRoute:
                 # Recorded before anything awaits, then the slot is freed now rather than
                 # when its lease expires.
                 relayed.cancelled = True
-                status = 503 if isinstance(exc, asyncio.CancelledError) else 500
-                await self._finish(services, ctx, granted, relayed, status, client_left=False)
+                stopping = isinstance(exc, asyncio.CancelledError)
+                await self._finish(
+                    services, ctx, granted, relayed, 503 if stopping else 500, client_left=False
+                )
+                if stopping:
+                    await _say_stopping(send, relayed)
                 raise
             finally:
                 in_flight.dec()

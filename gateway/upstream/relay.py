@@ -84,6 +84,8 @@ class RelayResult:
     chunks: int = 0
     # The request went out to an engine: from then on it may cost tokens.
     dispatched: bool = False
+    # The client has the start of an event stream: a late failure goes in as an event.
+    sse_open: bool = False
 
 
 class Relay:
@@ -239,6 +241,7 @@ class Relay:
             *_SSE_HEADERS,
             *(request.extra_headers or ()),
         ]
+        result.sse_open = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         splitter = EventSplitter()
         usage = StreamUsage()

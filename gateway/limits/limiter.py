@@ -17,20 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.config import Settings
-from gateway.errors import RateLimited
 from gateway.keys.record import KeyRecord
 from gateway.limits.admission import Admission, Quota
-from gateway.limits.bucket import EPSILON, Decision, Limits, never_fits, remaining, reset_s
-from gateway.limits.headers import format_duration, quota_headers, retry_after_headers
+from gateway.limits.bucket import Limits, never_fits, remaining, reset_s
 from gateway.limits.memory import MemoryBackend
 from gateway.limits.redis_backend import RedisBackend
+from gateway.limits.refusals import refused, too_large
 from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.limits")
@@ -44,12 +42,6 @@ _REDIS_FAILURES = (RedisError, OSError)
 # Redis: only a run of them (or any other failure) switches to memory. Until then each
 # timed-out request is admitted on memory alone.
 _TIMEOUTS_TO_FALL_BACK = 3
-
-
-class RequestTooLarge(RateLimited):
-    """429 for a request that exceeds a limit on its own: waiting cannot help."""
-
-    retryable = False
 
 
 class Limiter:
@@ -118,7 +110,7 @@ class Limiter:
         impossible = never_fits(limits, cost)
         if impossible is not None:
             self._metrics.rate_limited.labels("too_large").inc()
-            raise _too_large(impossible, limits, cost)
+            raise too_large(impossible, limits, cost)
         now = self._clock() if self._clock is not None else None
         backend = "memory"
         decision = None
@@ -147,7 +139,7 @@ class Limiter:
         )
         if not decision.admitted:
             self._metrics.rate_limited.labels(decision.refused or "requests").inc()
-            raise _refused(decision, limits, cost, requests, tokens)
+            raise refused(decision, limits, cost, requests, tokens)
         admission = Admission(key.id, request_id, limits, cost, backend, requests, tokens)
         if limits.max_parallel is not None:
             self._leases[request_id] = admission
@@ -272,51 +264,3 @@ class Limiter:
         active = self.backend_name
         for name in ("memory", "redis"):
             self._metrics.limiter_backend.labels(name).set(1 if name == active else 0)
-
-
-def _used(limit: int, level: float) -> int:
-    # In debt (level < 0) more than the limit has been used; say so.
-    return limit - math.floor(level + EPSILON)
-
-
-def _refused(
-    decision: Decision,
-    limits: Limits,
-    cost: int,
-    requests: Quota | None,
-    tokens: Quota | None,
-) -> RateLimited:
-    wait = decision.retry_after_s
-    again = f"Please try again in {format_duration(wait)}."
-    if decision.refused == "requests" and limits.rpm is not None:
-        message = (
-            f"Rate limit reached for requests per minute (rpm): limit {limits.rpm}, "
-            f"used {_used(limits.rpm, decision.requests)}, requested 1. {again}"
-        )
-    elif decision.refused == "tokens" and limits.tpm is not None:
-        message = (
-            f"Rate limit reached for tokens per minute (tpm): limit {limits.tpm}, "
-            f"used {_used(limits.tpm, decision.tokens)}, requested {cost}. {again}"
-        )
-    else:
-        message = (
-            f"Rate limit reached for parallel requests: limit {limits.max_parallel}, "
-            f"in flight {decision.in_flight}. Please try again when one of them finishes."
-        )
-    headers = retry_after_headers(wait)
-    headers.update((k.decode(), v.decode()) for k, v in quota_headers(requests, tokens))
-    return RateLimited(message, headers=headers)
-
-
-def _too_large(kind: str, limits: Limits, cost: int) -> RequestTooLarge:
-    if kind == "tokens":
-        message = (
-            f"Request too large for tokens per minute (tpm): limit {limits.tpm}, requested "
-            f"{cost}. It can never fit: lower max_tokens (or max_completion_tokens), ask "
-            "for fewer answers (n) or prompts, or shorten the prompt."
-        )
-    elif kind == "requests":
-        message = "This key's requests per minute (rpm) limit is 0: it cannot make requests."
-    else:
-        message = "This key's parallel request limit is 0: it cannot make requests."
-    return RequestTooLarge(message)

@@ -67,12 +67,14 @@ async def test_a_stream_cut_by_the_client_pays_its_prompt_and_what_it_received(
     engine.behaviour.chunk_delay = 0.02
     body = {**BODY, "stream": True}
     received = 0
-    async with gw.client(headers=bearer(key)) as client:
-        async with client.stream("POST", CHAT, content=raw(body)) as response:
-            async for line in response.aiter_lines():
-                received += line.startswith("data: ")
-                if received == 5:
-                    break
+    async with (
+        gw.client(headers=bearer(key)) as client,
+        client.stream("POST", CHAT, content=raw(body)) as response,
+    ):
+        async for line in response.aiter_lines():
+            received += line.startswith("data: ")
+            if received == 5:
+                break
     rows = await wait_rows(gw, database_url, 1)
     _, status, prompt, completion, streamed, cancelled = rows[0]
     assert (status, streamed, cancelled) == (200, True, True)

@@ -92,6 +92,7 @@ class ProxyRoute:
         # Filled in by the relay as it goes, so that a request cancelled mid-relay still
         # knows what reached the engine and the client.
         relayed = RelayResult()
+        status, client_left = 0, False
         try:
             try:
                 if scope["method"] != "POST":
@@ -103,29 +104,28 @@ class ProxyRoute:
             except GatewayError as exc:
                 # Raised after the request reached an engine (one that went silent), it
                 # is still metered: the engine worked on it until the gateway gave up.
+                status = exc.status
                 await send_error(send, exc)
-                status, client_left = exc.status, False
             except ClientGone:
                 relayed.cancelled = True
                 status, client_left = 499, True
-            except BaseException as exc:
-                # The server cancelling us (a graceful stop that gave up waiting) or a bug:
-                # the engine may have worked all the same, so it is metered as cancelled.
-                # Recorded before anything awaits, then the slot is freed now rather than
-                # when its lease expires.
-                relayed.cancelled = True
-                stopping = isinstance(exc, asyncio.CancelledError)
-                await self._finish(
-                    services, ctx, granted, relayed, 503 if stopping else 500, client_left=False
-                )
-                if stopping:
-                    await _say_stopping(send, relayed)
-                raise
-            finally:
-                in_flight.dec()
+        except BaseException as exc:
+            # The server cancelling us (a graceful stop that gave up waiting) or a bug: the
+            # engine may have worked all the same, so it is metered as cancelled. Recorded
+            # before anything awaits, then the slot is freed now rather than when its
+            # lease expires.
+            relayed.cancelled = True
+            stopping = isinstance(exc, asyncio.CancelledError)
+            await self._finish(
+                services, ctx, granted, relayed, 503 if stopping else 500, client_left=False
+            )
+            if stopping:
+                await _say_stopping(send, relayed)
+            raise
+        else:
             await self._finish(services, ctx, granted, relayed, status, client_left=client_left)
         finally:
-            services.unrecorded.leave()
+            in_flight.dec()
 
     async def _finish(
         self,
@@ -137,10 +137,13 @@ class ProxyRoute:
         *,
         client_left: bool,
     ) -> None:
-        cost = guard.cost(granted, result)
-        self._meter(services, ctx, result, cost, client_left)
-        self._record(services, ctx, granted, result, cost, status)
-        await guard.settle(services, granted, cost)
+        try:
+            cost = guard.cost(granted, result)
+            self._meter(services, ctx, result, cost, client_left)
+            self._record(services, ctx, granted, result, cost, status)
+            await guard.settle(services, granted, cost)
+        finally:
+            services.unrecorded.leave()
 
     async def _handle(
         self,

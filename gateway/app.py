@@ -42,6 +42,9 @@ from gateway.usage.routes import router as usage_router
 
 log = logging.getLogger("gateway")
 
+# Cancelled requests only record an event and free a slot (one Redis round trip at most).
+_RECORD_WAIT_S = 5.0
+
 # Headers browser clients (Open WebUI direct connections, the SDKs in a browser) read.
 _EXPOSED_HEADERS = [
     "x-request-id",
@@ -91,6 +94,13 @@ def create_app(settings: Settings) -> ASGIApp:
                 "gateway ready", extra={"upstreams": settings.upstreams, "version": __version__}
             )
             yield
+            # uvicorn cancels the requests a graceful stop gave up on and comes here at
+            # once: let them record their usage before the writer's final flush.
+            if not await services.unrecorded.wait_idle(_RECORD_WAIT_S):
+                log.error(
+                    "requests still unmetered at shutdown",
+                    extra={"requests": services.unrecorded.count},
+                )
             # Unwinding the stack stops the monitor, then flushes usage, then closes the DB.
 
     api = FastAPI(

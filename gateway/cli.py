@@ -58,7 +58,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 

@@ -67,8 +67,14 @@ class Settings(BaseSettings):
 
     # Token reservation for requests that name no max_tokens (reconciled afterwards).
     default_max_tokens: int = Field(1024, ge=1)
-    # In-flight slots are leases: a replica that dies cannot hold them longer than this.
-    slot_lease_s: float = Field(900.0, gt=0)
+    # The most answers one request may ask for (`n`): each holds its own engine share.
+    max_n: int = Field(8, ge=1)
+    # In-flight slots are leases, renewed while their request runs (every third of the
+    # lease): a replica that dies, or a release lost to a Redis blip, frees them this soon.
+    slot_lease_s: float = Field(30.0, gt=0)
+    # `gateway serve`: how long a stop (SIGTERM) waits for running requests before it
+    # cancels them (they are still metered) and flushes usage.
+    shutdown_timeout_s: int = Field(30, ge=0)
 
     # Retrieval: uploads are streamed into Postgres; ingestion runs as leased jobs.
     max_upload_bytes: int = Field(512 * 1024 * 1024, gt=0)

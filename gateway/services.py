@@ -14,6 +14,7 @@ from gateway.rag.common_terms import CommonTerms
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
+from gateway.usage.unrecorded import Unrecorded
 
 if TYPE_CHECKING:
     from gateway.keys.auth import Authenticator
@@ -37,3 +38,5 @@ class Services:
     usage: UsageWriter | None = None
     quotas: QuotaChecker | None = None
     common_terms: CommonTerms = field(default_factory=CommonTerms)  # for search
+    # Proxied requests not yet metered: the lifespan lets them finish before the last flush.
+    unrecorded: Unrecorded = field(default_factory=Unrecorded)

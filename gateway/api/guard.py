@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from gateway.api.cost import Cost, completion_reservation, request_cost
 from gateway.errors import PermissionDenied
 from gateway.http.asgi import RawHeaders, Scope
 from gateway.keys.record import KeyRecord
@@ -18,8 +19,8 @@ from gateway.services import Services
 from gateway.upstream.relay import RelayResult
 from gateway.usage.quota import QuotaExceeded
 
-# A rough prompt-token estimate for reservations: a few bytes of JSON per token. The
-# reservation is corrected with vLLM's own count when the request ends.
+# A rough prompt-token estimate for callers that have only a size (see cost.py for the
+# proxy's): a few bytes of JSON per token, corrected with vLLM's count at the end.
 _BYTES_PER_TOKEN = 4
 
 
@@ -30,6 +31,9 @@ class Pass:
     key: KeyRecord | None = None
     admission: Admission | None = None
     prompt_estimate: int = 0
+    # The answer tokens reserved (max_tokens for every answer): what a non-streamed
+    # request is charged when it ends before its answer says what it used.
+    completion_reserved: int = 0
     headers: RawHeaders = field(default_factory=list)
 
 
@@ -55,9 +59,29 @@ def visible(key: KeyRecord | None, model: str) -> bool:
     return key is None or key.allows(model)
 
 
-async def admit(services: Services, granted: Pass, body_size: int, max_tokens: int | None) -> None:
-    """Check the key's quota and reserve its rate limits; raises 429s."""
+async def admit(
+    services: Services,
+    granted: Pass,
+    body_size: int,
+    max_tokens: int | None,
+    *,
+    sequences: int = 1,
+    prompt_tokens: int | None = None,
+) -> None:
+    """Check the key's quota and reserve its rate limits; raises 429s.
+
+    The reservation is the prompt (`prompt_tokens`, else estimated from `body_size`) plus
+    `max_tokens` for each of the `sequences` answers the engine will write."""
     key = granted.key
+    granted.prompt_estimate = (
+        prompt_tokens if prompt_tokens is not None else body_size // _BYTES_PER_TOKEN
+    )
+    granted.completion_reserved = completion_reservation(
+        max_tokens,
+        sequences,
+        services.settings.default_max_tokens,
+        key.tpm if key is not None else None,
+    )
     if key is None:
         return
     if services.quotas is not None:
@@ -67,35 +91,36 @@ async def admit(services: Services, granted: Pass, body_size: int, max_tokens: i
             services.metrics.rate_limited.labels("quota").inc()
             raise
     if services.limiter is not None:
-        granted.prompt_estimate = body_size // _BYTES_PER_TOKEN
-        completion = max_tokens
-        if completion is None:
-            # No max_tokens: reserve the default, but at most a tenth of the key's tpm, or a
-            # small-tpm key could send one request a minute. Settling corrects it anyway.
-            completion = services.settings.default_max_tokens
-            if key.tpm is not None:
-                completion = max(1, min(completion, key.tpm // 10))
         # Slots are keyed by an id only the gateway makes: a client reusing its own
         # x-request-id must not share (and so dodge) an in-flight slot. The limiter counts
         # its refusals in gateway_rate_limited_total by kind (requests, tokens, slots).
         granted.admission = await services.limiter.admit(
-            key, os.urandom(16).hex(), granted.prompt_estimate + completion
+            key, os.urandom(16).hex(), granted.prompt_estimate + granted.completion_reserved
         )
         granted.headers = ratelimit_headers(granted.admission)
 
 
-async def settle(services: Services, granted: Pass, result: RelayResult | None) -> None:
-    """Give back the in-flight slot and correct the token reservation to what was used."""
+def cost(granted: Pass, result: RelayResult) -> Cost:
+    """What the request is charged: the same figure settles its reservation, counts its
+    tokens in the metrics and goes into its usage event."""
+    return request_cost(
+        dispatched=result.dispatched,
+        status=result.status,
+        streamed=result.streamed,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        relayed_chunks=result.chunks,
+        prompt_estimate=granted.prompt_estimate,
+        completion_reserved=granted.completion_reserved,
+    )
+
+
+async def settle(services: Services, granted: Pass, result: RelayResult | Cost | None) -> None:
+    """Give back the in-flight slot and correct the token reservation to what was used
+    (None: nothing ran)."""
     admission, granted.admission = granted.admission, None
     if admission is None or services.limiter is None:
         return
-    actual: int | None = 0  # refused or failed upstream: nothing was generated
-    if result is not None and result.status == 200:
-        completion = result.completion_tokens
-        if completion is None and result.cancelled:
-            completion = result.chunks  # vLLM sends about one token per chunk
-        if result.prompt_tokens is None and completion is None:
-            actual = None  # no usage reported: keep the reservation
-        else:
-            actual = (result.prompt_tokens or granted.prompt_estimate) + (completion or 0)
-    await services.limiter.settle(admission, actual)
+    if isinstance(result, RelayResult):
+        result = cost(granted, result)
+    await services.limiter.settle(admission, result.total if result is not None else 0)

@@ -5,16 +5,25 @@ Per request: key → body checks → model → quota and limits → relay → se
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import orjson
 from starlette.types import ASGIApp
 
 from gateway.api import guard
+from gateway.api.cost import Cost, prompt_estimate
 from gateway.api.embedding_input import decode_token_input
 from gateway.api.request_checks import Endpoint, check_request
-from gateway.errors import GatewayError, InvalidRequest, UnsupportedMediaType
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    UnsupportedMediaType,
+    UpstreamUnavailable,
+)
 from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext, get_context
-from gateway.http.errors import send_error
+from gateway.http.errors import send_error, sse_error_event
 from gateway.rag import chat as rag_chat
 from gateway.rag.citations import CitationRewriter
 from gateway.rag.responses_output import ResponsesRewriter
@@ -44,6 +53,23 @@ def parse_json(raw: bytes) -> object:
         ) from None
 
 
+_STOPPING = (
+    "The gateway is shutting down and cut this request short; retry it (another replica, "
+    "or this one once it is back, will serve it)."
+)
+
+
+async def _say_stopping(send: Send, relayed: RelayResult) -> None:
+    """Tell the client why its request ends here, briefly: the process is going away."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1):  # a client that reads nothing must not hold us
+            if relayed.sse_open:
+                event = sse_error_event(_STOPPING, code="server_shutting_down")
+                await send({"type": "http.response.body", "body": event, "more_body": False})
+            else:  # refused by the server if a whole answer already went out
+                await send_error(send, UpstreamUnavailable(_STOPPING, code="server_shutting_down"))
+
+
 # The endpoints whose requests may carry a file_search tool for the gateway to run.
 _GROUNDED = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
 
@@ -60,28 +86,64 @@ class ProxyRoute:
         services: Services = self.app.state.services  # type: ignore[attr-defined]
         in_flight = services.metrics.in_flight.labels(self.path)
         in_flight.inc()
+        # Until its usage is recorded: a graceful stop waits for that before the last flush.
+        services.unrecorded.enter()
         granted = guard.Pass()
+        # Filled in by the relay as it goes, so that a request cancelled mid-relay still
+        # knows what reached the engine and the client.
+        relayed = RelayResult()
+        status, client_left = 0, False
         try:
-            if scope["method"] != "POST":
-                raise InvalidRequest(f"Use POST for {self.path}.")
-            granted.key = await guard.authenticate(services, scope)
-            ctx.key_id = granted.key.id if granted.key else None
-            result = await self._handle(services, ctx, granted, scope, receive, send)
-        except GatewayError as exc:
-            await send_error(send, exc)
-            result = RelayResult(status=exc.status)
-        except ClientGone:
-            result = RelayResult(status=499, cancelled=True)
-        except BaseException:
-            # A bug, or the server cancelling us at shutdown: still free the in-flight slot
-            # now rather than when its lease expires.
-            await guard.settle(services, granted, None)
+            try:
+                if scope["method"] != "POST":
+                    raise InvalidRequest(f"Use POST for {self.path}.")
+                granted.key = await guard.authenticate(services, scope)
+                ctx.key_id = granted.key.id if granted.key else None
+                await self._handle(services, ctx, granted, scope, receive, send, relayed)
+                status, client_left = relayed.status or 499, relayed.cancelled
+            except GatewayError as exc:
+                # Raised after the request reached an engine (one that went silent), it
+                # is still metered: the engine worked on it until the gateway gave up.
+                status = exc.status
+                await send_error(send, exc)
+            except ClientGone:
+                relayed.cancelled = True
+                status, client_left = 499, True
+        except BaseException as exc:
+            # The server cancelling us (a graceful stop that gave up waiting) or a bug: the
+            # engine may have worked all the same, so it is metered as cancelled. Recorded
+            # before anything awaits, then the slot is freed now rather than when its
+            # lease expires.
+            relayed.cancelled = True
+            stopping = isinstance(exc, asyncio.CancelledError)
+            await self._finish(
+                services, ctx, granted, relayed, 503 if stopping else 500, client_left=False
+            )
+            if stopping:
+                await _say_stopping(send, relayed)
             raise
+        else:
+            await self._finish(services, ctx, granted, relayed, status, client_left=client_left)
         finally:
             in_flight.dec()
-        await guard.settle(services, granted, result)
-        self._meter(services, ctx, result)
-        self._record(services, ctx, granted, result)
+
+    async def _finish(
+        self,
+        services: Services,
+        ctx: RequestContext,
+        granted: guard.Pass,
+        result: RelayResult,
+        status: int,
+        *,
+        client_left: bool,
+    ) -> None:
+        try:
+            cost = guard.cost(granted, result)
+            self._meter(services, ctx, result, cost, client_left)
+            self._record(services, ctx, granted, result, cost, status)
+            await guard.settle(services, granted, cost)
+        finally:
+            services.unrecorded.leave()
 
     async def _handle(
         self,
@@ -91,10 +153,11 @@ class ProxyRoute:
         scope: Scope,
         receive: Receive,
         send: Send,
-    ) -> RelayResult:
+        relayed: RelayResult,
+    ) -> None:
         check_content_type(scope)
         raw = await read_body(receive, services.settings.max_body_bytes)
-        checked = check_request(self.endpoint, parse_json(raw))
+        checked = check_request(self.endpoint, parse_json(raw), max_n=services.settings.max_n)
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
@@ -113,7 +176,14 @@ class ProxyRoute:
         if model != checked.model:
             checked.body["model"] = model
             changed = True
-        await guard.admit(services, granted, len(raw), checked.max_tokens)
+        await guard.admit(
+            services,
+            granted,
+            len(raw),
+            checked.max_tokens,
+            sequences=checked.sequences,
+            prompt_tokens=prompt_estimate(raw),
+        )
         request = RelayRequest(
             path=Endpoint.CHAT.value if turn else self.path,
             body=orjson.dumps(checked.body) if changed else raw,
@@ -140,26 +210,37 @@ class ProxyRoute:
                 )
             elif grounding.sources:
                 request.rewrite = CitationRewriter(grounding.sources)
-        result = await services.relay.forward(request, candidates, receive, send)
-        ctx.upstream = result.upstream
-        return result
+            # Retrieved passages made the prompt longer than the client's body.
+            granted.prompt_estimate = max(granted.prompt_estimate, prompt_estimate(request.body))
+        await services.relay.forward(request, candidates, receive, send, relayed)
+        ctx.upstream = relayed.upstream
 
-    def _meter(self, services: Services, ctx: RequestContext, result: RelayResult) -> None:
+    def _meter(
+        self,
+        services: Services,
+        ctx: RequestContext,
+        result: RelayResult,
+        cost: Cost,
+        client_left: bool,
+    ) -> None:
         metrics = services.metrics
-        if result.cancelled:
+        if client_left:
             metrics.client_disconnects.labels(self.path).inc()
         if result.ttft_s is not None:
             metrics.ttft.labels(ctx.model).observe(result.ttft_s)
-        if result.prompt_tokens:
-            metrics.tokens.labels(ctx.model, "prompt").inc(result.prompt_tokens)
-        completion = result.completion_tokens
-        if completion is None and result.cancelled:
-            completion = result.chunks  # vLLM sends about one token per chunk
-        if completion:
-            metrics.tokens.labels(ctx.model, "completion").inc(completion)
+        if cost.prompt_tokens:
+            metrics.tokens.labels(ctx.model, "prompt").inc(cost.prompt_tokens)
+        if cost.completion_tokens:
+            metrics.tokens.labels(ctx.model, "completion").inc(cost.completion_tokens)
 
     def _record(
-        self, services: Services, ctx: RequestContext, granted: guard.Pass, result: RelayResult
+        self,
+        services: Services,
+        ctx: RequestContext,
+        granted: guard.Pass,
+        result: RelayResult,
+        cost: Cost,
+        status: int,
     ) -> None:
         if services.usage is None or granted.key is None:
             return
@@ -170,11 +251,10 @@ class ProxyRoute:
                 model=ctx.model,
                 route=self.path,
                 started=ctx.started,
-                status=result.status or 499,
+                status=status,
                 upstream=result.upstream,
-                prompt_tokens=result.prompt_tokens,
-                completion_tokens=result.completion_tokens,
-                chunks=result.chunks,
+                prompt_tokens=cost.prompt_tokens,
+                completion_tokens=cost.completion_tokens,
                 ttft_s=result.ttft_s,
                 streamed=result.streamed,
                 cancelled=result.cancelled,

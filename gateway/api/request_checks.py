@@ -46,12 +46,21 @@ _REQUIRED_INPUT = {
     Endpoint.EMBEDDINGS: "input",
     Endpoint.RESPONSES: "input",
 }
+# The fields naming an answer's length, in vLLM's order of precedence: for chat it reads
+# `max_completion_tokens` when set, else `max_tokens` (ChatCompletionRequest), not the
+# smaller of the two.
 _MAX_TOKEN_FIELDS = {
     Endpoint.CHAT: ("max_completion_tokens", "max_tokens"),
     Endpoint.COMPLETIONS: ("max_tokens",),
     Endpoint.RESPONSES: ("max_output_tokens",),
     Endpoint.EMBEDDINGS: (),
 }
+# vLLM's CompletionRequest.max_tokens defaults to 16 (a null is read as 16 too); chat and
+# Responses have no such default: the engine may fill the context window.
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+# Endpoints whose `n` asks the engine for several answers to one prompt. vLLM 0.32 no
+# longer reads `best_of` (an unknown field to its CompletionRequest), so it costs nothing.
+_TAKES_N = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS})
 
 
 @dataclass(slots=True)
@@ -61,11 +70,17 @@ class CheckedRequest:
     stream: bool
     # The client's own wish: the usage chunk is stripped from the stream when it is False.
     client_wants_usage: bool
+    # The longest answer the engine will write per sequence, None when the request leaves
+    # it to the engine (chat, Responses: up to the context window).
     max_tokens: int | None
     changed: bool
+    # How many answers the engine generates: `n` times the prompts of /v1/completions;
+    # 0 for embeddings, which generate nothing.
+    sequences: int = 1
 
 
-def check_request(endpoint: Endpoint, body: Any) -> CheckedRequest:
+def check_request(endpoint: Endpoint, body: Any, *, max_n: int) -> CheckedRequest:
+    """`max_n` caps `n` (GATEWAY_MAX_N): each answer holds its own share of the engine."""
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     model = body.get("model")
@@ -76,12 +91,21 @@ def check_request(endpoint: Endpoint, body: Any) -> CheckedRequest:
     if stream and not endpoint.streams:
         raise InvalidRequest(f"{endpoint.value} does not support streaming.", param="stream")
     max_tokens = _max_tokens(endpoint, body)
+    sequences = _sequences(endpoint, body, max_n)
+    if endpoint is Endpoint.RESPONSES and body.get("background"):
+        # Work that outlives the request escapes its slot and its metering, and the
+        # gateway keeps no responses to fetch later.
+        raise InvalidRequest(
+            "`background` responses are not supported by this gateway: send the request "
+            "without it (use `stream: true` to see the answer as it is written).",
+            param="background",
+        )
     changed = _translate_guided(body)
     wants_usage = False
     if endpoint.has_stream_options:
         wants_usage, options_changed = _stream_options(body, stream)
         changed = changed or options_changed
-    return CheckedRequest(body, model, stream, wants_usage, max_tokens, changed)
+    return CheckedRequest(body, model, stream, wants_usage, max_tokens, changed, sequences)
 
 
 def _require_input(endpoint: Endpoint, body: dict[str, Any]) -> None:
@@ -114,8 +138,47 @@ def _max_tokens(endpoint: Endpoint, body: dict[str, Any]) -> int | None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidRequest(f"`{field}` must be a positive integer.", param=field)
-        found = value if found is None else min(found, value)
+        if found is None:  # the first field set wins, as in vLLM
+            found = value
+    if found is None and endpoint is Endpoint.COMPLETIONS:
+        return COMPLETIONS_DEFAULT_MAX_TOKENS
     return found
+
+
+def _sequences(endpoint: Endpoint, body: dict[str, Any], max_n: int) -> int:
+    if endpoint is Endpoint.EMBEDDINGS:
+        return 0
+    if endpoint not in _TAKES_N:
+        return 1
+    n = body.get("n")
+    if n is None:
+        n = 1
+    elif isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= max_n:
+        raise InvalidRequest(
+            f"`n` must be an integer from 1 to {max_n} on this gateway.", param="n"
+        )
+    if endpoint is Endpoint.COMPLETIONS:
+        n *= completion_prompts(body)
+    return int(n)
+
+
+def completion_prompts(body: dict[str, Any]) -> int:
+    """How many prompts a /v1/completions body holds, as vLLM reads `prompt`: a string or
+    a list of token ids is one, a list of strings or of token-id lists is one each.
+    `prompt_embeds` (one or a list) adds its own."""
+    count = _prompt_count(body.get("prompt"), token_ids=True)
+    count += _prompt_count(body.get("prompt_embeds"), token_ids=False)
+    return max(1, count)
+
+
+def _prompt_count(value: Any, *, token_ids: bool) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, list):
+        return 1
+    if token_ids and value and isinstance(value[0], int):
+        return 1
+    return len(value)
 
 
 def _translate_guided(body: dict[str, Any]) -> bool:
@@ -148,7 +211,15 @@ def _stream_options(body: dict[str, Any], stream: bool) -> tuple[bool, bool]:
             del body["stream_options"]
             return False, True
         return False, False
-    wants = bool((options or {}).get("include_usage"))
+    include = (options or {}).get("include_usage")
+    if include is not None and not isinstance(include, bool):
+        # vLLM reads "false", "0" or "no" as false: a string the gateway took for true
+        # would leave the stream without its usage chunk, unmetered.
+        raise InvalidRequest(
+            "`stream_options.include_usage` must be a boolean.",
+            param="stream_options.include_usage",
+        )
+    wants = include is True
     if wants:
         return True, False
     body["stream_options"] = {**(options or {}), "include_usage": True}

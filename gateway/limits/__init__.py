@@ -2,6 +2,7 @@
 
 from gateway.limits.admission import Admission, Quota
 from gateway.limits.headers import ratelimit_headers
-from gateway.limits.limiter import Limiter, RequestTooLarge
+from gateway.limits.limiter import Limiter
+from gateway.limits.refusals import RequestTooLarge
 
 __all__ = ["Admission", "Limiter", "Quota", "RequestTooLarge", "ratelimit_headers"]

@@ -6,7 +6,7 @@ replicas) unless the caller passes one (tests do). Numbers go back as '%.17g' te
 because Redis would truncate a Lua number in a reply to an integer.
 
 KEYS[1]: hash {r = requests level, k = tokens level, t = when both were stored}
-KEYS[2]: sorted set of in-flight request ids scored by lease expiry
+KEYS[2]: sorted set of in-flight request ids scored by lease expiry (RENEW: KEYS[1])
 """
 
 from __future__ import annotations
@@ -116,5 +116,26 @@ if rpm then req = refill(tonumber(st[1]), rpm, elapsed) end
 local tok = math.min(tpm, refill(tonumber(st[2]), tpm, elapsed) - delta)
 store(rpm, tpm, req, tok)
 return released
+"""
+)
+
+# KEYS[1]: the key's in-flight sorted set
+# ARGV: now ('' = Redis clock), lease_s, request ids (those this replica still runs)
+# Reply: how many leases were extended. XX: a lease already released (or expired) is
+# never brought back, so a renewal that crosses a release cannot leave a phantom slot.
+RENEW = (
+    _COMMON
+    + """
+local lease = tonumber(ARGV[2])
+local expiry = num(now + lease)
+local renewed = 0
+for i = 3, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', expiry, ARGV[i])
+end
+if renewed > 0 then
+  local ttl = math.ceil(lease * 1000) + 1000
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+return renewed
 """
 )

@@ -5,6 +5,11 @@ process. If Redis stops answering (refused, or timeouts in a row), admissions fa
 to memory (each replica then enforces the full limits on its own), a warning is logged
 once, and a background probe switches back as soon as Redis answers again: a Redis
 outage never fails a request.
+
+In-flight slots are leases, kept short so that one a replica cannot release (it died,
+or Redis blinked at that moment) frees itself soon. One task per process renews the
+leases of the requests still running, every third of a lease: one pipelined round trip
+(one script per key) for those in Redis, a dictionary pass for those in memory.
 """
 
 from __future__ import annotations
@@ -12,20 +17,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable
 
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.config import Settings
-from gateway.errors import RateLimited
 from gateway.keys.record import KeyRecord
 from gateway.limits.admission import Admission, Quota
-from gateway.limits.bucket import EPSILON, Decision, Limits, never_fits, remaining, reset_s
-from gateway.limits.headers import format_duration, quota_headers, retry_after_headers
+from gateway.limits.bucket import Limits, never_fits, remaining, reset_s
 from gateway.limits.memory import MemoryBackend
 from gateway.limits.redis_backend import RedisBackend
+from gateway.limits.refusals import refused, too_large
 from gateway.metrics import Metrics
 
 log = logging.getLogger("gateway.limits")
@@ -39,12 +42,6 @@ _REDIS_FAILURES = (RedisError, OSError)
 # Redis: only a run of them (or any other failure) switches to memory. Until then each
 # timed-out request is admitted on memory alone.
 _TIMEOUTS_TO_FALL_BACK = 3
-
-
-class RequestTooLarge(RateLimited):
-    """429 for a request that exceeds a limit on its own: waiting cannot help."""
-
-    retryable = False
 
 
 class Limiter:
@@ -72,6 +69,9 @@ class Limiter:
         # found dead the waiters go to memory at once instead of each timing out in turn.
         self._gate = asyncio.Semaphore(redis.max_concurrency if redis is not None else 1)
         self._probe_task: asyncio.Task[None] | None = None
+        # Admissions holding a slot, by request id: what the renewal task keeps alive.
+        self._leases: dict[str, Admission] = {}
+        self._renew_task: asyncio.Task[None] | None = None
         self._set_gauge()
 
     @classmethod
@@ -110,7 +110,7 @@ class Limiter:
         impossible = never_fits(limits, cost)
         if impossible is not None:
             self._metrics.rate_limited.labels("too_large").inc()
-            raise _too_large(impossible, limits, cost)
+            raise too_large(impossible, limits, cost)
         now = self._clock() if self._clock is not None else None
         backend = "memory"
         decision = None
@@ -139,8 +139,15 @@ class Limiter:
         )
         if not decision.admitted:
             self._metrics.rate_limited.labels(decision.refused or "requests").inc()
-            raise _refused(decision, limits, cost, requests, tokens)
-        return Admission(key.id, request_id, limits, cost, backend, requests, tokens)
+            raise refused(decision, limits, cost, requests, tokens)
+        admission = Admission(key.id, request_id, limits, cost, backend, requests, tokens)
+        if limits.max_parallel is not None:
+            self._leases[request_id] = admission
+            if self._renew_task is None:
+                self._renew_task = asyncio.get_running_loop().create_task(
+                    self._renew_leases(), name="slot-lease-renewal"
+                )
+        return admission
 
     async def settle(self, admission: Admission, actual_tokens: int | None) -> None:
         """Release the slot and correct the token reservation to `actual_tokens`.
@@ -151,6 +158,8 @@ class Limiter:
         if admission.settled:
             return
         admission.settled = True
+        # No longer renewed from here on: if the release below is lost, the lease ends.
+        self._leases.pop(admission.request_id, None)
         limits = admission.limits
         delta = 0
         if actual_tokens is not None and limits.tpm is not None:
@@ -174,12 +183,42 @@ class Limiter:
             except _REDIS_FAILURES as exc:
                 self._redis_failed("settle", exc)
 
+    async def renew(self) -> None:
+        """Extend the lease of every slot this process still holds."""
+        if not self._leases:
+            return
+        now = self._clock() if self._clock is not None else None
+        memory: dict[str, list[str]] = {}
+        redis: dict[str, list[str]] = {}
+        for request_id, admission in self._leases.items():
+            held = redis if admission.backend == "redis" else memory
+            held.setdefault(admission.key_id, []).append(request_id)
+        for key_id, request_ids in memory.items():
+            self._memory.renew(key_id, request_ids, self._lease_s, now)
+        # While Redis is away its leases run out there, as a dead replica's would.
+        if redis and self._redis is not None and not self._degraded:
+            async with self._gate:
+                try:
+                    await self._redis.renew(redis, self._lease_s, now)
+                    self._timeouts = 0
+                except _REDIS_FAILURES as exc:
+                    self._redis_failed("renew", exc)
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_s / 3)
+            try:
+                await self.renew()
+            except Exception:  # the loop must outlive any bug in one round
+                log.exception("slot lease renewal failed")
+
     async def close(self) -> None:
-        if self._probe_task is not None:
-            self._probe_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe_task
-            self._probe_task = None
+        for task in (self._probe_task, self._renew_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._probe_task = self._renew_task = None
         if self._redis is not None:
             await self._redis.close()
 
@@ -225,51 +264,3 @@ class Limiter:
         active = self.backend_name
         for name in ("memory", "redis"):
             self._metrics.limiter_backend.labels(name).set(1 if name == active else 0)
-
-
-def _used(limit: int, level: float) -> int:
-    # In debt (level < 0) more than the limit has been used; say so.
-    return limit - math.floor(level + EPSILON)
-
-
-def _refused(
-    decision: Decision,
-    limits: Limits,
-    cost: int,
-    requests: Quota | None,
-    tokens: Quota | None,
-) -> RateLimited:
-    wait = decision.retry_after_s
-    again = f"Please try again in {format_duration(wait)}."
-    if decision.refused == "requests" and limits.rpm is not None:
-        message = (
-            f"Rate limit reached for requests per minute (rpm): limit {limits.rpm}, "
-            f"used {_used(limits.rpm, decision.requests)}, requested 1. {again}"
-        )
-    elif decision.refused == "tokens" and limits.tpm is not None:
-        message = (
-            f"Rate limit reached for tokens per minute (tpm): limit {limits.tpm}, "
-            f"used {_used(limits.tpm, decision.tokens)}, requested {cost}. {again}"
-        )
-    else:
-        message = (
-            f"Rate limit reached for parallel requests: limit {limits.max_parallel}, "
-            f"in flight {decision.in_flight}. Please try again when one of them finishes."
-        )
-    headers = retry_after_headers(wait)
-    headers.update((k.decode(), v.decode()) for k, v in quota_headers(requests, tokens))
-    return RateLimited(message, headers=headers)
-
-
-def _too_large(kind: str, limits: Limits, cost: int) -> RequestTooLarge:
-    if kind == "tokens":
-        message = (
-            f"Request too large for tokens per minute (tpm): limit {limits.tpm}, requested "
-            f"{cost}. It can never fit: lower max_tokens (or max_completion_tokens) or "
-            "shorten the prompt."
-        )
-    elif kind == "requests":
-        message = "This key's requests per minute (rpm) limit is 0: it cannot make requests."
-    else:
-        message = "This key's parallel request limit is 0: it cannot make requests."
-    return RequestTooLarge(message)

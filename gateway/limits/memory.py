@@ -111,6 +111,25 @@ class MemoryBackend:
         idle = idle_after_s(limits, state.requests or 0.0, state.tokens)
         state.idle_at = max(state.idle_at, now + idle)
 
+    def renew(
+        self, key_id: str, request_ids: list[str], lease_s: float, now: float | None = None
+    ) -> int:
+        """Extend the leases of these request ids that are still held (never revive one)."""
+        state = self._states.get(key_id)
+        if state is None:
+            return 0
+        now = self._clock() if now is None else now
+        expiry = now + lease_s
+        slots = state.slots
+        renewed = 0
+        for request_id in request_ids:
+            if request_id in slots:
+                slots[request_id] = expiry
+                renewed += 1
+        if renewed:
+            state.idle_at = max(state.idle_at, expiry)
+        return renewed
+
     def in_flight(self, key_id: str) -> int:
         state = self._states.get(key_id)
         return 0 if state is None else len(state.slots)

@@ -32,6 +32,7 @@ class RedisBackend:
         self.max_concurrency = client.connection_pool.max_connections
         self._admit = client.register_script(_lua.ADMIT)
         self._settle = client.register_script(_lua.SETTLE)
+        self._renew = client.register_script(_lua.RENEW)
         self._batch = ScriptBatcher(client)
 
     @classmethod
@@ -69,6 +70,7 @@ class RedisBackend:
         await self._client.ping()
         self._admit.sha = await self._client.script_load(_lua.ADMIT)
         self._settle.sha = await self._client.script_load(_lua.SETTLE)
+        self._renew.sha = await self._client.script_load(_lua.RENEW)
 
     async def admit(
         self,
@@ -111,6 +113,17 @@ class RedisBackend:
         args = [_arg(now), _arg(limits.rpm), _arg(limits.tpm), delta_tokens, request_id or ""]
         released = await self._batch.call(self._settle, self.keys(key_id), args)
         return bool(released)
+
+    async def renew(
+        self, leases: dict[str, list[str]], lease_s: float, now: float | None = None
+    ) -> int:
+        """Extend the leases of these request ids (by key id) that are still held: one
+        script per key, all in one pipeline. Returns how many were extended."""
+        calls = [
+            (self._renew, self.keys(key_id)[1:], [_arg(now), lease_s, *request_ids])
+            for key_id, request_ids in leases.items()
+        ]
+        return sum(int(n) for n in await self._batch.call_many(calls))
 
     async def close(self) -> None:
         await self._client.aclose()

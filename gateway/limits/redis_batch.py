@@ -17,6 +17,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 _Call = tuple[AsyncScript, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
+_Script = tuple[AsyncScript, Sequence[str], Sequence[Any]]
 
 
 class ScriptBatcher:
@@ -26,6 +27,16 @@ class ScriptBatcher:
         self._flushes: set[asyncio.Task[None]] = set()  # held, or the loop may drop them
 
     async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._enqueue(script, keys, args)
+
+    async def call_many(self, calls: Sequence[_Script]) -> list[Any]:
+        """Several calls in one pipeline, without a task each; raises the first failure."""
+        futures = [self._enqueue(*call) for call in calls]
+        return [await future for future in futures]
+
+    def _enqueue(
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+    ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((script, keys, args, future))
@@ -33,7 +44,7 @@ class ScriptBatcher:
             task = loop.create_task(self._flush())
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
-        return await future
+        return future
 
     async def _flush(self) -> None:
         batch, self._queue = self._queue, []

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from gateway.config import Settings
 from gateway.local.checks import check_engine_installed, check_port_free, served_models
 from gateway.local.console import Console
 from gateway.local.datadir import DataDir, admin_key, exclusive
@@ -39,9 +40,9 @@ from gateway.local.stack import (
 )
 
 GATEWAY_READY_TIMEOUT_S = 90.0
-# uvicorn drains requests for up to 30 s (timeout_graceful_shutdown) and then the usage
-# writer flushes: give it that before SIGKILL.
-GATEWAY_GRACE_S = 40.0
+# uvicorn drains requests for up to GATEWAY_SHUTDOWN_TIMEOUT_S, then the usage writer
+# flushes (its own deadline is 10 s): give it that before SIGKILL.
+GATEWAY_FLUSH_GRACE_S = 10.0
 ENGINE_GRACE_S = 20.0
 
 
@@ -212,7 +213,9 @@ class Stack:
         if anything:
             self.console.step("stopping: gateway, engines, postgres")
         if self.gateway is not None:
-            self.gateway.stop(GATEWAY_GRACE_S)
+            # The gateway reads the same environment, so the same settings.
+            drain_s = Settings().shutdown_timeout_s
+            self.gateway.stop(drain_s + GATEWAY_FLUSH_GRACE_S)
         # Engines do not depend on each other: stop them side by side.
         threads = [
             threading.Thread(target=engine.stop, args=(ENGINE_GRACE_S,)) for engine in self.engines

@@ -82,6 +82,10 @@ class RelayResult:
     cancelled: bool = False
     # Content chunks relayed: an estimate of completion tokens when no usage arrived.
     chunks: int = 0
+    # The request went out to an engine: from then on it may cost tokens.
+    dispatched: bool = False
+    # The client has the start of an event stream: a late failure goes in as an event.
+    sse_open: bool = False
 
 
 class Relay:
@@ -101,10 +105,14 @@ class Relay:
         candidates: Sequence[Upstream],
         receive: Receive,
         send: Send,
+        result: RelayResult | None = None,
     ) -> RelayResult:
         """Relay the request; returns what metering needs. Raises GatewayError only while
-        nothing has been sent to the client yet."""
-        result = RelayResult(streamed=request.stream)
+        nothing has been sent to the client yet. `result` is filled in as the relay goes,
+        so a caller that is cancelled meanwhile still knows what was relayed."""
+        if result is None:
+            result = RelayResult()
+        result.streamed = request.stream
         result.cancelled = await until_disconnect(
             self._forward(request, candidates, send, result), receive
         )
@@ -117,7 +125,7 @@ class Relay:
         send: Send,
         result: RelayResult,
     ) -> None:
-        response, upstream = await self._connect(request, candidates)
+        response, upstream = await self._connect(request, candidates, result)
         result.upstream = upstream.url
         try:
             result.status = response.status
@@ -132,19 +140,21 @@ class Relay:
             response.close()  # no-op after a complete read; aborts the engine's work otherwise
 
     async def _connect(
-        self, request: RelayRequest, candidates: Sequence[Upstream]
+        self, request: RelayRequest, candidates: Sequence[Upstream], result: RelayResult
     ) -> tuple[aiohttp.ClientResponse, Upstream]:
         tried: list[Upstream] = []
         while (upstream := choose(candidates, tried)) is not None:
             tried.append(upstream)
             # Counted from the moment it is sent: the engine is busy while it thinks.
             upstream.in_flight += 1
+            result.dispatched = True
             try:
                 response = await self.session.post(
                     upstream.url + request.path, data=request.body, headers=request.headers
                 )
             except _CONNECT_ERRORS as exc:
                 upstream.in_flight -= 1
+                result.dispatched = False
                 reason = f"{type(exc).__name__}: {exc}"
                 self.metrics.upstream_errors.labels(upstream.url, "connect").inc()
                 log.warning(
@@ -231,6 +241,7 @@ class Relay:
             *_SSE_HEADERS,
             *(request.extra_headers or ()),
         ]
+        result.sse_open = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         splitter = EventSplitter()
         usage = StreamUsage()

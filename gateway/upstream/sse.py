@@ -79,8 +79,12 @@ def is_usage_chunk(event: bytes, usage: StreamUsage) -> bool:
 
 def responses_usage(event: bytes, usage: StreamUsage) -> None:
     """Responses API streams: usage arrives in the `response.completed` event (or
-    `response.incomplete`, when `max_output_tokens` cut the answer short)."""
-    usage.chunks += 1
+    `response.incomplete`, when `max_output_tokens` cut the answer short). Only the
+    `*.delta` events carry generated text (about a token each): the others (created,
+    item added, part done, ...) do not count towards a cut stream's tokens."""
+    if b'.delta"' in event:
+        usage.chunks += 1
+        return
     if b'"usage"' not in event or (
         b"response.completed" not in event and b"response.incomplete" not in event
     ):

@@ -49,19 +49,18 @@ def event_from_request(
     started: float,
     status: int,
     upstream: str | None = None,
-    prompt_tokens: int | None = None,
-    completion_tokens: int | None = None,
-    chunks: int = 0,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
     ttft_s: float | None = None,
     streamed: bool = False,
     cancelled: bool = False,
     ended: float | None = None,
 ) -> UsageEvent:
-    """Build the event from what the request context and the relay result know.
+    """Build the event from what the request context and its cost say.
 
-    `started`/`ended` are `time.perf_counter()` readings. When the engine sent no usage
-    (a client that left mid-stream), the relayed chunk count stands in for completion
-    tokens: an estimate beats metering a generation as free.
+    `started`/`ended` are `time.perf_counter()` readings. The tokens are the request's
+    cost (gateway.api.cost): the engine's usage, or, when it sent none (a client that
+    left mid-stream), the prompt's estimate and the answer tokens relayed.
     """
     elapsed = (ended if ended is not None else time.perf_counter()) - started
     return UsageEvent(
@@ -71,8 +70,8 @@ def event_from_request(
         route=route,
         status=status,
         upstream=upstream,
-        prompt_tokens=prompt_tokens or 0,
-        completion_tokens=completion_tokens if completion_tokens is not None else chunks,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
         duration_ms=round(elapsed * 1000, 3),
         ttft_ms=round(ttft_s * 1000, 3) if ttft_s is not None else None,
         streamed=streamed,

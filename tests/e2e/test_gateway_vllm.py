@@ -9,6 +9,7 @@ import httpx
 import openai
 import pytest
 
+from tests.api.test_keys_limits_usage import ADMIN, bearer, create_key, usage_rows
 from tests.conftest import GatewayFactory, RunningGateway
 
 
@@ -148,3 +149,39 @@ async def test_client_disconnect_aborts_generation_in_vllm(gw, chat_engine):
             break
         await asyncio.sleep(0.2)
     assert await _engine_running(chat_engine.base_url) == 0
+
+
+async def test_every_answer_of_n_and_of_a_prompt_batch_is_metered(
+    chat_engine, gateway_factory: GatewayFactory, database_url: str
+):
+    # vLLM's own usage, as recorded: max_completion_tokens wins over max_tokens for chat
+    # (vLLM's precedence), and n answers times the prompts of a batch are all counted.
+    gw = await gateway_factory(
+        upstreams=[chat_engine.base_url], database_url=database_url, admin_key=ADMIN
+    )
+    key = await create_key(gw, tpm=100_000)
+    chat = {
+        "model": chat_engine.model,
+        "messages": ASK,
+        "n": 2,
+        "max_completion_tokens": 6,
+        "max_tokens": 2,
+        "ignore_eos": True,
+        "stream": True,
+    }
+    batch = {
+        "model": chat_engine.model,
+        "prompt": ["Once upon a time", "The sky is"],
+        "n": 2,
+        "max_tokens": 3,
+        "ignore_eos": True,
+    }
+    async with gw.client(headers=bearer(key)) as client:
+        streamed = await client.post("/v1/chat/completions", json=chat)
+        batched = await client.post("/v1/completions", json=batch)
+    assert streamed.status_code == 200 and '"usage"' not in streamed.text  # stripped
+    assert batched.json()["usage"]["completion_tokens"] == 12
+    await gw.services.usage.flush()
+    rows = usage_rows(database_url)
+    assert [(r[1], r[3]) for r in rows] == [(200, 12), (200, 12)]
+    assert rows[1][2] == batched.json()["usage"]["prompt_tokens"]

@@ -178,7 +178,7 @@ async def test_leaked_lease_expires(
 ) -> None:
     limiter = await make_limiter(backend, clock=clock)
     record = key(max_parallel=1)
-    await limiter.admit(record, "never-settled", 0)  # its replica died
+    await limiter.admit(record, "never-settled", 0)  # its replica died: no renewal
     clock.advance(LEASE_S - 1)
     with pytest.raises(RateLimited):
         await limiter.admit(record, "too-soon", 0)

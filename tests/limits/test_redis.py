@@ -42,11 +42,13 @@ async def test_two_replicas_share_slots_and_tokens(make_limiter: LimiterFactory)
 
 
 async def test_lease_expires_on_redis_clock(make_limiter: LimiterFactory) -> None:
-    limiter = await make_limiter("redis", lease_s=0.3)
+    dead = await make_limiter("redis", lease_s=0.3)
+    alive = await make_limiter("redis", lease_s=0.3)
     record = key(max_parallel=1)
-    await limiter.admit(record, "leaked", 0)
+    await dead.admit(record, "leaked", 0)
+    await dead.close()  # the replica dies: nothing renews its lease
     await asyncio.sleep(0.35)
-    await limiter.admit(record, "after-expiry", 0)
+    await alive.admit(record, "after-expiry", 0)
 
 
 async def test_refills_on_redis_clock(make_limiter: LimiterFactory) -> None:

@@ -73,6 +73,17 @@ def test_responses_usage_comes_from_the_completed_event():
     assert (usage.prompt_tokens, usage.completion_tokens) == (3, 5)
 
 
+def test_responses_streams_count_only_text_deltas_towards_a_cut_answer():
+    usage = StreamUsage()
+    for kind in ("response.created", "response.in_progress", "response.output_item.added"):
+        responses_usage(f"event: {kind}\n".encode() + chunk({"type": kind}), usage)
+    delta = {"type": "response.output_text.delta", "delta": 'say ".delta"'}
+    for _ in range(3):
+        responses_usage(b"event: response.output_text.delta\n" + chunk(delta), usage)
+    assert usage.chunks == 3
+    assert usage.prompt_tokens is None  # cut before response.completed
+
+
 def test_flat_vllm_error_event_is_normalised():
     flat = chunk({"object": "error", "message": "bad", "type": "BadRequestError", "code": 400})
     body = orjson.loads(event_data(normalise_error_event(flat)))

@@ -11,11 +11,10 @@ from tests.usage.conftest import event
 def test_event_from_a_relay_outcome():
     e = event_from_request(
         request_id="r1", key_id="k1", model="m", route="/v1/chat/completions",
-        started=10.0, ended=10.25, status=200, prompt_tokens=None, completion_tokens=None,
-        chunks=7, ttft_s=0.05, streamed=True, cancelled=True,
+        started=10.0, ended=10.25, status=200, prompt_tokens=12, completion_tokens=7,
+        ttft_s=0.05, streamed=True, cancelled=True,
     )  # fmt: skip
-    # A client that left mid-stream got no usage chunk: the relayed chunks stand in.
-    assert (e.prompt_tokens, e.completion_tokens, e.total_tokens) == (0, 7, 7)
+    assert (e.prompt_tokens, e.completion_tokens, e.total_tokens) == (12, 7, 19)
     assert (e.duration_ms, e.ttft_ms) == (250.0, 50.0)
     assert e.created_at.tzinfo is not None
 

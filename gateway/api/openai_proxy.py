@@ -93,7 +93,7 @@ class ProxyRoute:
         send: Send,
     ) -> RelayResult:
         check_content_type(scope)
-        raw = await read_body(receive, services.settings.max_body_bytes)
+        raw = await read_body(receive)
         checked = check_request(self.endpoint, parse_json(raw))
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:

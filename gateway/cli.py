@@ -11,7 +11,7 @@ import tempfile
 import click
 
 from gateway import __version__
-from gateway.cli_settings import load_settings
+from gateway.cli_settings import load_settings, open_exposure
 from gateway.metrics import MULTIPROC_ENV
 
 
@@ -32,6 +32,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from gateway.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers)
+    refusal = open_exposure(settings)
+    if refusal is not None:
+        raise click.ClickException(refusal)
     if settings.workers > 1 and settings.database_url and not settings.redis_url:
         raise click.ClickException(
             f"--workers {settings.workers} without GATEWAY_REDIS_URL would enforce every key's "

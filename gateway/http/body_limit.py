@@ -141,7 +141,6 @@ class BodyLimit:
         self.linger_s = linger_s
         self._reading: set[_Body] = set()
         self._sweep_handle: asyncio.TimerHandle | None = None
-        self._sweep_loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -245,9 +244,9 @@ class BodyLimit:
             await send({"type": "http.response.body", "body": b""})
 
     def _schedule_sweep(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._sweep_handle is None or self._sweep_loop is not loop:
-            self._sweep_loop = loop
+        # One app, one event loop (the server's): the handle is that loop's.
+        if self._sweep_handle is None:
+            loop = asyncio.get_running_loop()
             self._sweep_handle = loop.call_later(self.pace.check_every_s, self._sweep)
 
     def _sweep(self) -> None:

@@ -82,6 +82,7 @@ async def raw_request(
             writer.write(conn.send(h11.Data(data=chunk)))
             await writer.drain()
             sent += len(chunk)
+            await asyncio.sleep(0)  # drain() may not yield: let the reader see an answer
         if finish and not answered.is_set():
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()

@@ -11,10 +11,13 @@ memory.
 - A body that arrives too slowly (`Pace`): cut off with 408.
 
 The refusal (413 or 408 in the OpenAI shape, or the class's own page for the console)
-replaces whatever the handler answers, and closes the connection. Before closing after a
-413, what the client is still sending is read and dropped for at most `linger_s` (as
-nginx's lingering close): closing a socket with unread data resets the connection, and a
-client still writing its body (httpx, the SDKs) then sees a reset instead of the answer.
+replaces whatever the handler answers, and closes the connection; so does any answer a
+handler gives before it read the whole body (a stranger's 401): the rest is never
+processed, and uvicorn would otherwise read and drop it for as long as the client sends.
+Before closing, what the client is still sending is read and dropped for at most
+`linger_s` (as nginx's lingering close): closing a socket with unread data resets the
+connection, and a client still writing its body (httpx, the SDKs) would see a reset
+instead of the answer.
 
 Slow bodies are found by one sweep, every `Pace.check_every_s`, over the bodies being
 read (a timer per request would cost the hot path a few microseconds); it cancels the
@@ -40,6 +43,8 @@ Render = Callable[[Scope, GatewayError], tuple[bytes, RawHeaders]]
 
 # Long enough for a client on a LAN to finish sending a body of a few hundred MiB.
 LINGER_S = 2.0
+# uvicorn closes the connection once a response with this header is sent.
+_CLOSE = (b"connection", b"close")
 
 
 def render_json(scope: Scope, error: GatewayError) -> tuple[bytes, RawHeaders]:
@@ -157,7 +162,7 @@ class BodyLimit:
             return
         limit = body_class.limit
         body = _Body()
-        started_response = False
+        started_response = unread = False
 
         async def receive_body() -> Message:
             if body.refused is not None:
@@ -194,17 +199,27 @@ class BodyLimit:
                 self._reading.discard(body)
             return message
 
-        async def send_unless_refused(message: Message) -> None:
-            nonlocal started_response
-            if body.refused is None:  # once refused, the refusal is the answer
-                if message["type"] == "http.response.start":
-                    started_response = True
-                await send(message)
+        async def send_checked(message: Message) -> None:
+            nonlocal started_response, unread
+            if body.refused is not None:
+                return  # once refused, the refusal is the answer
+            if message["type"] == "http.response.start":
+                started_response = True
+                if not body.done:
+                    # Answered before the body was read (a stranger's 401, a 404): the rest
+                    # of it is not read either, and the connection ends with this answer.
+                    unread = True
+                    message["headers"] = [*message.get("headers", ()), _CLOSE]
+            elif unread and not body.done and not message.get("more_body", False):
+                await send({**message, "more_body": True})
+                await self._drain(receive)
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
 
         self._reading.add(body)
         self._schedule_sweep()
         try:
-            await self.app(scope, receive_body, send_unless_refused)
+            await self.app(scope, receive_body, send_checked)
         except Exception:
             if body.refused is None:
                 raise
@@ -228,20 +243,24 @@ class BodyLimit:
         headers = [
             *headers,
             (b"content-length", str(len(payload)).encode()),
-            (b"connection", b"close"),  # uvicorn closes once the answer is sent
+            _CLOSE,
             *error_headers(error),
         ]
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         # The answer is whole on the wire; the connection closes with the last message.
         await send({"type": "http.response.body", "body": payload, "more_body": drain})
         if drain:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.linger_s):
-                    while True:
-                        message = await receive()
-                        if message["type"] != "http.request" or not message.get("more_body"):
-                            break
+            await self._drain(receive)
             await send({"type": "http.response.body", "body": b""})
+
+    async def _drain(self, receive: Receive) -> None:
+        """Read and drop what the client still sends, for at most `linger_s`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.linger_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request" or not message.get("more_body"):
+                        return
 
     def _schedule_sweep(self) -> None:
         # One app, one event loop (the server's): the handle is that loop's.

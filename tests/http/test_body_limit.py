@@ -43,10 +43,14 @@ class Handler:
         self.calls = 0
         self.seen = 0  # body bytes the last request's handler was given
         self.after_body_s = 0.0  # wait for the disconnect this long after the body
+        self.refuse_unread = False  # answer 401 without reading the body (a stranger's)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
         self.seen = 0
+        if self.refuse_unread:
+            await send_bytes(send, 401, b'{"error": {}}')
+            return
         try:
             while True:
                 message = await receive()
@@ -144,6 +148,30 @@ async def test_bodies_within_their_cap_pass_untouched(handler: Handler):
     assert [r.status_code for r in (exact, chunked, empty)] == [200, 200, 200]
     assert exact.json() == {"size": 1000} and chunked.json() == {"size": 1000}
     assert "connection" not in exact.headers  # keep-alive as usual
+
+
+async def test_an_answer_given_before_the_body_was_read_ends_the_connection(handler: Handler):
+    handler.refuse_unread = True
+    async with serving(handler) as url:
+        answer = await raw_request(
+            url,
+            "POST",
+            "/v1/chat/completions",
+            [*JSON, ("transfer-encoding", "chunked")],
+            zeros(100_000_000, chunk=10_000, delay_s=0.01),  # on and on, if allowed
+        )
+
+        async def sdk_body() -> AsyncIterator[bytes]:
+            for _ in range(20):
+                yield b"z" * 1024 * 1024
+
+        async with httpx.AsyncClient(base_url=url) as client:
+            sdk = await client.post("/v1/chat/completions", content=sdk_body())
+            small = await client.post("/v1/chat/completions", content=b"{}")
+    assert answer.status == 401 and answer.headers["connection"] == "close" and answer.closed
+    assert answer.sent < 10_000_000
+    assert sdk.status_code == 401  # read, not a reset: the rest was drained first
+    assert small.status_code == 401
 
 
 async def test_an_sdk_style_client_reads_the_413_instead_of_a_reset(handler: Handler):

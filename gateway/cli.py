@@ -29,6 +29,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway alone, configured by GATEWAY_* environment variables."""
     import uvicorn
 
+    from gateway.http.protocol import BoundedHttpToolsProtocol
     from gateway.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers)
@@ -57,7 +58,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools, with a cap and deadline on headers
         log_config=None,
         access_log=False,
         server_header=False,

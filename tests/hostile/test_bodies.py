@@ -108,3 +108,32 @@ async def test_slow_bodies_are_cut_off_while_others_are_served(
     assert all(2.0 <= a.elapsed_s < 6.0 for a in trickles)
     assert all(b"no data arrived" in a.body for a in stalls)
     assert all(1.0 <= a.elapsed_s < 4.0 for a in stalls)
+
+
+async def test_a_strangers_endless_header_is_cut_off_in_bounded_memory(
+    hostile_gateway: HostileGateway,
+) -> None:
+    # Before a body there is a head: uvicorn alone buffered a 100 MiB header whole
+    # (the gateway grew by 182 MiB) and waited for its end for ever.
+    gw = hostile_gateway
+    port = int(gw.url.rsplit(":", 1)[1])
+
+    async def attack() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /admin/keys HTTP/1.1\r\nhost: x\r\nx-endless: ")
+        sent = 0
+        try:
+            async with asyncio.timeout(30):
+                while sent < 100 * MiB:
+                    writer.write(b"a" * MiB)
+                    await writer.drain()
+                    sent += MiB
+                    await asyncio.sleep(0)
+                await reader.read()
+        except ConnectionError:
+            pass
+        writer.close()
+        return sent
+
+    sent = await under_attack(gw, attack(), max_growth=20 * MiB)
+    assert sent < 10 * MiB  # the connection was closed long before

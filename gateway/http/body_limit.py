@@ -208,7 +208,8 @@ class BodyLimit:
                 if not body.done:
                     # Answered before the body was read (a stranger's 401, a 404): the rest
                     # of it is not read either, and the connection ends with this answer.
-                    unread = True
+                    # (A client still waiting for `100 Continue` has sent nothing to drain.)
+                    unread = not (expect and body.received == 0)
                     message["headers"] = [*message.get("headers", ()), _CLOSE]
             elif unread and not body.done and not message.get("more_body", False):
                 await send({**message, "more_body": True})

@@ -174,6 +174,25 @@ async def test_an_answer_given_before_the_body_was_read_ends_the_connection(hand
     assert small.status_code == 401
 
 
+async def test_an_early_answer_never_invites_a_body_the_client_held_back(handler: Handler):
+    handler.refuse_unread = True
+
+    async def body_after_the_answer() -> AsyncIterator[bytes]:
+        await asyncio.sleep(3600)
+        yield b""
+
+    async with serving(handler) as url:
+        answer = await raw_request(
+            url,
+            "POST",
+            "/v1/chat/completions",
+            [*JSON, ("content-length", "500"), ("expect", "100-continue")],
+            body_after_the_answer(),
+        )
+    assert answer.status == 401 and answer.informational == [] and answer.closed
+    assert answer.elapsed_s < 1.0  # no drain: nothing was coming
+
+
 async def test_an_sdk_style_client_reads_the_413_instead_of_a_reset(handler: Handler):
     # httpx (the openai SDK's transport) writes the whole body before it reads: without the
     # short drain, closing on unread data resets the connection and it never sees the 413.

@@ -19,6 +19,8 @@ from gateway.db.engine import create_engine, session_factory
 from gateway.db.migrate import upgrade
 from gateway.http import exception_handlers
 from gateway.http.asgi import ASGIApp
+from gateway.http.body_limit import BodyClass, BodyClasses, BodyLimit
+from gateway.http.body_pace import Pace
 from gateway.http.context import RequestContextMiddleware
 from gateway.http.cors import BrowserCORS
 from gateway.http.dispatch import FastPathRouter
@@ -33,6 +35,8 @@ from gateway.rag.routes import router as rag_router
 from gateway.rag.worker import start_worker
 from gateway.services import Services
 from gateway.ui import install as install_console
+from gateway.ui.refusal import render_refusal
+from gateway.ui.web import MAX_FORM_BYTES
 from gateway.upstream.client import create_session
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
@@ -59,6 +63,22 @@ _EXPOSED_HEADERS = [
         for kind in ("requests", "tokens")
     ),
 ]
+# Multipart framing around an uploaded file: boundaries, part headers, the `purpose` field.
+_UPLOAD_FRAMING_BYTES = 1024 * 1024
+# Operations routes and unknown paths take no body worth the name.
+_OTHER_BODY_BYTES = 64 * 1024
+
+
+def body_classes(settings: Settings) -> BodyClasses:
+    upload = settings.max_upload_bytes + _UPLOAD_FRAMING_BYTES
+    return BodyClasses(
+        proxy=BodyClass(settings.max_body_bytes, "GATEWAY_MAX_BODY_BYTES"),
+        upload=BodyClass(upload, "GATEWAY_MAX_UPLOAD_BYTES"),
+        admin=BodyClass(settings.max_admin_body_bytes, "GATEWAY_MAX_ADMIN_BODY_BYTES"),
+        console=BodyClass(MAX_FORM_BYTES, "the console's form limit", render_refusal),
+        console_upload=BodyClass(upload, "GATEWAY_MAX_UPLOAD_BYTES", render_refusal),
+        other=BodyClass(_OTHER_BODY_BYTES, "the limit for this route"),
+    )
 
 
 def create_app(settings: Settings) -> ASGIApp:
@@ -122,6 +142,12 @@ def create_app(settings: Settings) -> ASGIApp:
     models = ModelsRoute(api)
     routes[MODELS_PREFIX] = models
     app: ASGIApp = FastPathRouter(routes, api, prefixes={MODELS_PREFIX + "/": models})
+    pace = Pace(
+        settings.body_idle_timeout_s, settings.body_min_bytes_per_s, settings.body_rate_grace_s
+    )
+    # Inside the request context (its id and access log cover refusals), outside everything
+    # that reads a body, authentication included.
+    app = BodyLimit(app, body_classes(settings), pace)
     access = settings.access_log and settings.log_level in ("debug", "info")
     app = RequestContextMiddleware(
         app, metrics, access_log(settings.log_format) if access else None

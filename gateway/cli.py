@@ -11,7 +11,7 @@ import tempfile
 import click
 
 from gateway import __version__
-from gateway.cli_settings import load_settings
+from gateway.cli_settings import load_settings, open_exposure
 from gateway.metrics import MULTIPROC_ENV
 
 
@@ -29,9 +29,13 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the gateway alone, configured by GATEWAY_* environment variables."""
     import uvicorn
 
+    from gateway.http.protocol import BoundedHttpToolsProtocol
     from gateway.logs import configure_logging
 
     settings = load_settings(host=host, port=port, workers=workers)
+    refusal = open_exposure(settings)
+    if refusal is not None:
+        raise click.ClickException(refusal)
     if settings.workers > 1 and settings.database_url and not settings.redis_url:
         raise click.ClickException(
             f"--workers {settings.workers} without GATEWAY_REDIS_URL would enforce every key's "
@@ -54,7 +58,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         port=settings.port,
         workers=settings.workers,
         loop="uvloop",
-        http="httptools",
+        http=BoundedHttpToolsProtocol,  # httptools, with a cap and deadline on headers
         log_config=None,
         access_log=False,
         server_header=False,

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     model_aliases: dict[str, str] = Field(default_factory=dict)
 
     database_url: str | None = None
+    # Without a database (no keys), `gateway serve` refuses a non-loopback host unless this
+    # is true: a gateway that answers anyone must be a choice, not an accident.
+    allow_open: bool = False
     redis_url: str | None = None
     admin_key: SecretStr | None = None
     embedding_model: str | None = None
@@ -95,7 +98,15 @@ class Settings(BaseSettings):
     discovery_interval_s: float = Field(30.0, gt=0)
     health_interval_s: float = Field(5.0, gt=0)
 
+    # Bodies are capped per class of route before anything reads them (gateway.http.body_limit).
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    max_admin_body_bytes: int = Field(1024 * 1024, gt=0)
+    # A body that stalls this long, or that averages under body_min_bytes_per_s once
+    # body_rate_grace_s of waiting have passed, is cut off with 408 (slowloris). An honest
+    # upload over the slowest home uplink (tens of KB/s) never comes near either rule.
+    body_idle_timeout_s: float = Field(60.0, gt=0)
+    body_min_bytes_per_s: float = Field(1024.0, ge=0)
+    body_rate_grace_s: float = Field(60.0, gt=0)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["*"])
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"

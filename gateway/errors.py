@@ -6,15 +6,20 @@
     ├── AuthenticationError         401 invalid_api_key
     ├── PermissionDenied            403
     ├── NotFound                    404 (model_not_found, ...)
-    ├── PayloadTooLarge             413
+    ├── RequestTimeout              408 the client sent its body too slowly
+    ├── PayloadTooLarge             413 the body is over its route's cap
     ├── UnsupportedMediaType        415
     ├── RateLimited                 429 rate_limit_exceeded / insufficient_quota
     ├── UpstreamUnavailable         503 no healthy engine, or it refused the connection
-    ├── DatabaseUnavailable         503 the key store is unreachable and the key is not cached
+    ├── DatabaseUnavailable         503 Postgres is unreachable (any route; see gateway.db.outage)
     └── UpstreamTimeout             504 the engine went silent for longer than the read timeout
 
 Routes raise these; the error renderer in `gateway.http` turns them into responses, and
-into an SSE `data: {"error": ...}` event once a stream has started.
+into an SSE `data: {"error": ...}` event once a stream has started. Anything else that
+escapes a route is a 500 `internal_error` carrying the request id (`gateway.http.context`,
+and FastAPI's handler in `gateway.http.exception_handlers`), never a traceback; database
+driver errors that mean an outage become `DatabaseUnavailable` in one place
+(`gateway.db.outage`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,13 @@ class PermissionDenied(GatewayError):
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+    retryable = True  # the SDKs retry 408: a slow link may do better next time
 
 
 class PayloadTooLarge(GatewayError):

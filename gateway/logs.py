@@ -69,6 +69,18 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped (`\\x1b`, `\\u2028`)."""
+    if text.isprintable():
+        return text  # the common case, at C speed
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 AccessLog = Callable[[str, dict[str, Any]], None]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from gateway.api.cost import Cost, completion_reservation, request_cost
 from gateway.errors import PermissionDenied
 from gateway.http.asgi import RawHeaders, Scope
+from gateway.keys.auth import admin_only
 from gateway.keys.record import KeyRecord
 from gateway.limits import Admission, ratelimit_headers
 from gateway.services import Services
@@ -38,9 +39,11 @@ class Pass:
 
 
 async def authenticate(services: Services, scope: Scope) -> KeyRecord | None:
-    """The caller's key, or None when the gateway runs open (no database configured)."""
+    """The caller's key, or None when the gateway runs open (no database, no admin key)."""
     if services.keys is None:
-        return None
+        admin_key = services.settings.admin_key
+        secret = admin_key.get_secret_value() if admin_key is not None else ""
+        return admin_only(secret, scope) if secret else None
     return await services.keys.authenticate(scope)
 
 

@@ -156,7 +156,7 @@ class ProxyRoute:
         relayed: RelayResult,
     ) -> None:
         check_content_type(scope)
-        raw = await read_body(receive, services.settings.max_body_bytes)
+        raw = await read_body(receive)
         checked = check_request(self.endpoint, parse_json(raw), max_n=services.settings.max_n)
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:

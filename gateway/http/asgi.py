@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from gateway.errors import PayloadTooLarge
-
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -25,22 +23,15 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing to buffer more than `limit` bytes."""
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body; its size is capped at the door (`gateway.http.body_limit`)."""
     chunks: list[bytes] = []
-    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
         chunk = message.get("body", b"")
         if chunk:
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(
-                    f"Request body is larger than the gateway's limit of {limit} bytes "
-                    "(GATEWAY_MAX_BODY_BYTES)."
-                )
             chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

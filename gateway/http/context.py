@@ -2,6 +2,11 @@
 
 The context lives in the ASGI scope so handlers deep in the stack can fill in what only
 they know (route template, model, key) for the access log and metrics written here.
+
+It is also the error boundary of the pure-ASGI routes: an exception that escapes becomes
+a 503 if it means the database is down (`gateway.db.outage`), else an OpenAI-shaped 500
+that quotes the request id; the traceback goes to the log only. (FastAPI's routes answer
+through `gateway.http.exception_handlers`; the exception still reaches here to be logged.)
 """
 
 from __future__ import annotations
@@ -11,11 +16,10 @@ import os
 import time
 from dataclasses import dataclass
 
-import orjson
-
-from gateway.http.asgi import ASGIApp, Message, Receive, Scope, Send, header
-from gateway.http.errors import INTERNAL_ERROR
-from gateway.logs import AccessLog
+from gateway.db.outage import outage
+from gateway.http.asgi import JSON, ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
+from gateway.http.errors import error_headers, internal_error
+from gateway.logs import AccessLog, printable
 from gateway.metrics import Metrics
 
 error_log = logging.getLogger("gateway.error")
@@ -81,18 +85,27 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            error_log.exception("unhandled error", extra={"request_id": ctx.request_id})
+        except Exception as exc:
+            unavailable = outage(exc)
+            extra = {"request_id": ctx.request_id}
+            if unavailable is not None:
+                error_log.warning("database unreachable (%s)", type(exc).__name__, extra=extra)
+            else:
+                error_log.exception("unhandled error", extra=extra)
             if not started:
-                ctx.status = 500
-                body = orjson.dumps(INTERNAL_ERROR)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 500,
-                        "headers": [(b"content-type", b"application/json"), rid_header],
-                    }
-                )
+                body = internal_error(ctx.request_id)
+                ctx.status, extra_headers = 500, []
+                if unavailable is not None:
+                    body, ctx.status = unavailable.to_bytes(), unavailable.status
+                    extra_headers = error_headers(unavailable)
+                headers: RawHeaders = [
+                    (b"content-type", JSON),
+                    (b"content-length", str(len(body)).encode()),
+                    rid_header,
+                    *extra_headers,
+                ]
+                start = {"type": "http.response.start", "status": ctx.status, "headers": headers}
+                await send(start)
                 await send({"type": "http.response.body", "body": body})
         finally:
             self._record(scope, ctx)
@@ -103,8 +116,10 @@ class RequestContextMiddleware:
         status = ctx.status or 499  # nothing sent: the client left first
         self.metrics.request_done(route, ctx.model, status, elapsed)
         if self.access_log is not None:
+            # The path is the client's (percent-decoded): a `\n` or an escape sequence in it
+            # must not forge a log line or repaint a terminal.
             self.access_log(
-                f"{scope['method']} {scope['path']} {status}",
+                f"{scope['method']} {printable(scope['path'])} {status}",
                 {
                     "request_id": ctx.request_id,
                     "status": status,

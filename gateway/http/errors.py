@@ -24,9 +24,10 @@ def sse_error_event(message: str, type_: str = "server_error", code: str | None 
     return b"data: " + orjson.dumps(error_body(message, type_, None, code)) + b"\n\n"
 
 
-INTERNAL_ERROR = error_body(
-    "The gateway failed to handle this request; see its log for the request id.",
-    "server_error",
-    None,
-    "internal_error",
-)
+def internal_error(request_id: str) -> bytes:
+    """The 500 for a bug: the request id to quote, never the exception or a traceback."""
+    message = (
+        f"The gateway failed to handle this request (request id {request_id}); "
+        "its log has the details under that id."
+    )
+    return orjson.dumps(error_body(message, "server_error", None, "internal_error"))

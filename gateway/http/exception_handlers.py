@@ -1,14 +1,27 @@
-"""FastAPI's own errors (unknown route, validation, HTTPException) in the OpenAI shape."""
+"""Every error on a FastAPI route in the OpenAI shape: ours, FastAPI's own (unknown route,
+validation, HTTPException), database outages (503) and anything unexpected (500).
+
+FastAPI's outermost ServerErrorMiddleware answers an unhandled exception before any outer
+middleware sees it (in plain text, by default): the handler for `Exception` here is the
+one it calls, and the exception then goes on up to `RequestContextMiddleware`, which logs
+it with its traceback.
+"""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from gateway.db.outage import DATABASE_ERRORS, outage
 from gateway.errors import GatewayError, error_body
-from gateway.http.errors import error_headers
+from gateway.http.context import CONTEXT_KEY
+from gateway.http.errors import error_headers, internal_error
+
+error_log = logging.getLogger("gateway.error")
 
 
 async def _gateway_error(request: Request, exc: Exception) -> JSONResponse:
@@ -47,7 +60,31 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    unavailable = outage(exc)
+    if unavailable is None:
+        raise exc  # a bug, not an outage: on to the 500 below
+    error_log.warning(
+        "database unreachable (%s)", type(exc).__name__, extra={"request_id": _request_id(request)}
+    )
+    return await _gateway_error(request, unavailable)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return Response(
+        internal_error(_request_id(request)), status_code=500, media_type="application/json"
+    )
+
+
+def _request_id(request: Request) -> str:
+    context = request.scope.get(CONTEXT_KEY)
+    return context.request_id if context is not None else "unknown"
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, _gateway_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    for database_error in DATABASE_ERRORS:
+        app.add_exception_handler(database_error, _database_error)
+    app.add_exception_handler(Exception, _unexpected)

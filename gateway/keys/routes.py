@@ -1,6 +1,7 @@
 """`/admin/keys`: create, list, read and revoke keys (admin bearer only).
 
-The secret appears in exactly one response, the 201 of its creation.
+The secret appears in exactly one response, the 201 of its creation. A database outage
+is answered as a 503 by the error boundary (gateway.db.outage), not here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.errors import DatabaseUnavailable, NotFound
 from gateway.keys.admin import require_admin
@@ -52,14 +52,6 @@ def _not_found(key_id: str) -> NotFound:
     return NotFound(f"No API key with id '{key_id}'.", param="id", code="key_not_found")
 
 
-def _db_down(exc: SQLAlchemyError) -> DatabaseUnavailable:
-    log.warning("key admin: database unreachable (%s)", type(exc).__name__)
-    return DatabaseUnavailable(
-        "The gateway's database is unreachable; try again shortly.",
-        headers={"retry-after": "1"},
-    )
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -67,10 +59,7 @@ def _now() -> datetime:
 @router.post("", status_code=201)
 async def create_key(spec: KeyCreate, request: Request) -> dict[str, Any]:
     store = _store(request)
-    try:
-        row, secret = await store.create(spec, _resolver(request))
-    except SQLAlchemyError as exc:
-        raise _db_down(exc) from exc
+    row, secret = await store.create(spec, _resolver(request))
     _invalidate_here(request, row.id)
     log.info("api key created", extra={"key_id": row.id, "key_name": row.name})
     return {**key_view(row, _now()), "key": secret}
@@ -79,10 +68,7 @@ async def create_key(spec: KeyCreate, request: Request) -> dict[str, Any]:
 @router.get("")
 async def list_keys(request: Request) -> dict[str, Any]:
     store = _store(request)
-    try:
-        rows = await store.list_keys()
-    except SQLAlchemyError as exc:
-        raise _db_down(exc) from exc
+    rows = await store.list_keys()
     now = _now()
     return {"object": "list", "data": [key_view(row, now) for row in rows]}
 
@@ -90,10 +76,7 @@ async def list_keys(request: Request) -> dict[str, Any]:
 @router.get("/{key_id}")
 async def get_key(key_id: str, request: Request) -> dict[str, Any]:
     store = _store(request)
-    try:
-        row = await store.get(key_id)
-    except SQLAlchemyError as exc:
-        raise _db_down(exc) from exc
+    row = await store.get(key_id)
     if row is None:
         raise _not_found(key_id)
     return key_view(row, _now())
@@ -102,10 +85,7 @@ async def get_key(key_id: str, request: Request) -> dict[str, Any]:
 @router.delete("/{key_id}")
 async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
     store = _store(request)
-    try:
-        row = await store.revoke(key_id)
-    except SQLAlchemyError as exc:
-        raise _db_down(exc) from exc
+    row = await store.revoke(key_id)
     if row is None:
         raise _not_found(key_id)
     _invalidate_here(request, key_id)

@@ -50,11 +50,14 @@ def check_engine_installed(find_spec: FindSpec = importlib.util.find_spec) -> No
         )
 
 
-def served_models(base_url: str, timeout: float = 5.0) -> list[str]:
+def served_models(base_url: str, timeout: float = 5.0, api_key: str | None = None) -> list[str]:
     """The model ids an OpenAI-compatible engine serves (its /v1/models)."""
-    url = f"{base_url}/v1/models"
+    # http(s) only: `gateway up` checked the URL's scheme (parse_upstreams).
+    request = urllib.request.Request(f"{base_url}/v1/models")  # noqa: S310
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (http only)
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             body = json.load(response)
     except urllib.error.HTTPError as exc:
         raise LocalStackError(

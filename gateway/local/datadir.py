@@ -4,6 +4,8 @@
       postgres/      the embedded Postgres cluster (keys, usage, documents)
       logs/          chat-engine.log, embedding-engine.log, gateway.log (+ .1: the run before)
       admin-key      GATEWAY_ADMIN_KEY, generated on the first run (0600)
+      engine-key     the local engines' API key (VLLM_API_KEY), which only the gateway
+                     holds (GATEWAY_UPSTREAM_API_KEY), generated on the first run (0600)
       api-key        the secret of the key `gateway up` made for you (0600)
       up.lock        held while a `gateway up` runs on this folder
 
@@ -56,6 +58,10 @@ class DataDir:
         return self.root / "admin-key"
 
     @property
+    def engine_key_file(self) -> Path:
+        return self.root / "engine-key"
+
+    @property
     def api_key_file(self) -> Path:
         return self.root / "api-key"
 
@@ -103,11 +109,22 @@ def write_secret(path: Path, value: str) -> None:
 
 def admin_key(data: DataDir) -> str:
     """The admin key of this data dir, generated on first use."""
-    existing = read_secret(data.admin_key_file)
+    return _generated_secret(data.admin_key_file, "sk-admin-")
+
+
+def engine_key(data: DataDir) -> str:
+    """The key the local engines require, generated on first use. vLLM's port is on
+    loopback, but every local user can reach loopback: without it they would skip the
+    gateway's keys, limits and metering."""
+    return _generated_secret(data.engine_key_file, "sk-engine-")
+
+
+def _generated_secret(path: Path, prefix: str) -> str:
+    existing = read_secret(path)
     if existing is not None:
         return existing
-    value = "sk-admin-" + secrets.token_urlsafe(32)
-    write_secret(data.admin_key_file, value)
+    value = prefix + secrets.token_urlsafe(32)
+    write_secret(path, value)
     return value
 
 

@@ -48,6 +48,10 @@ class EngineSpec:
     kv_cache_gib: int = 1
     extra_args: tuple[str, ...] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Required by vLLM on /v1/* (its --api-key). Passed in the environment, not argv: any
+    # local user can read a process's command line (ps, /proc/<pid>/cmdline), only its
+    # owner its environment.
+    api_key: str | None = field(default=None, repr=False)
 
     @property
     def base_url(self) -> str:
@@ -83,6 +87,8 @@ def build_env(spec: EngineSpec, base: Mapping[str, str]) -> dict[str, str]:
         }
     )
     env.update(spec.extra_env)
+    if spec.api_key is not None:
+        env["VLLM_API_KEY"] = spec.api_key
     return env
 
 

@@ -44,10 +44,14 @@ class UpOptions:
 
 
 def engine_specs(
-    chat: LocalModel, embedding: LocalModel, cpus: Sequence[int], ports: Sequence[int]
+    chat: LocalModel,
+    embedding: LocalModel,
+    cpus: Sequence[int],
+    ports: Sequence[int],
+    api_key: str | None = None,
 ) -> list[EngineSpec]:
-    """Both engines on loopback only (vLLM's port must never be reachable from outside: it
-    has no auth worth the name), each bound to its own CPUs."""
+    """Both engines on loopback only (vLLM's port must never be reachable from outside: its
+    key guards only /v1), each bound to its own CPUs, both requiring `api_key`."""
     chat_cpus, embedding_cpus = split_cpus(cpus, 2)
     return [
         EngineSpec(
@@ -56,6 +60,7 @@ def engine_specs(
             port=ports[0],
             max_model_len=CHAT_MAX_MODEL_LEN,
             extra_env={"VLLM_CPU_OMP_THREADS_BIND": chat_cpus},
+            api_key=api_key,
         ),
         EngineSpec(
             model=embedding.path,
@@ -63,6 +68,7 @@ def engine_specs(
             port=ports[1],
             runner="pooling",
             extra_env={"VLLM_CPU_OMP_THREADS_BIND": embedding_cpus},
+            api_key=api_key,
         ),
     ]
 
@@ -90,7 +96,10 @@ def gateway_env(
     upstreams: Sequence[str],
     admin_key: str,
     served: Collection[str],
+    upstream_api_key: str | None = None,
 ) -> dict[str, str]:
+    """The gateway's environment; `upstream_api_key` is the local engines' key (None: the
+    engines are the user's own, and so is any GATEWAY_UPSTREAM_API_KEY in `base`)."""
     env = dict(base)
     aliases = json.dumps(aliases_for(served))
     env.update(
@@ -106,6 +115,8 @@ def gateway_env(
     )
     if EMBEDDING_MODEL in served:
         env["GATEWAY_EMBEDDING_MODEL"] = EMBEDDING_MODEL
+    if upstream_api_key is not None:
+        env["GATEWAY_UPSTREAM_API_KEY"] = upstream_api_key
     # One worker, so no Redis is needed: a leftover GATEWAY_WORKERS must not ask for more.
     env.pop("GATEWAY_WORKERS", None)
     return env

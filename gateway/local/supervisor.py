@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from gateway.config import Settings
 from gateway.local.checks import check_engine_installed, check_port_free, served_models
 from gateway.local.console import Console
-from gateway.local.datadir import DataDir, admin_key, exclusive
+from gateway.local.datadir import DataDir, admin_key, engine_key, exclusive
 from gateway.local.engine import Engine, free_port
 from gateway.local.errors import LocalStackError
 from gateway.local.localkey import ensure_local_key, migrate
@@ -89,8 +89,15 @@ class Stack:
         api_key, created = ensure_local_key(database_url, data)
         step(f"database migrated; API key {'created' if created else 'reused'}")
 
-        upstreams = list(options.upstreams) if options.upstreams else self._start_engines()
-        served = [model for url in upstreams for model in served_models(url)]
+        # Local engines take a key of their own; engines the user runs, the user's key.
+        engines_key = engine_key(data) if options.local_engines else None
+        upstream_key = engines_key or self.base_env.get("GATEWAY_UPSTREAM_API_KEY")
+        if options.upstreams:
+            upstreams = list(options.upstreams)
+        else:
+            assert engines_key is not None
+            upstreams = self._start_engines(engines_key)
+        served = [m for url in upstreams for m in served_models(url, api_key=upstream_key)]
         step(f"models served: {', '.join(served) or 'none'}")
 
         env = gateway_env(
@@ -99,6 +106,7 @@ class Stack:
             upstreams=upstreams,
             admin_key=admin,
             served=served,
+            upstream_api_key=engines_key,
         )
         self.gateway = ChildProcess(
             gateway_argv(options.host, options.port), env=env, log_path=data.fresh_log("gateway")
@@ -119,12 +127,12 @@ class Stack:
             )
         )
 
-    def _start_engines(self) -> list[str]:
+    def _start_engines(self, api_key: str) -> list[str]:
         cache = self.options.model_cache
         chat = prepare_chat_model(cache, on_progress=self.console.step)
         embedding = prepare_embedding_model(cache, on_progress=self.console.step)
         cpus = sorted(os.sched_getaffinity(0))
-        specs = engine_specs(chat, embedding, cpus, [free_port(), free_port()])
+        specs = engine_specs(chat, embedding, cpus, [free_port(), free_port()], api_key)
         for spec, log in zip(specs, ("chat-engine", "embedding-engine"), strict=True):
             engine = Engine(spec, self.data.fresh_log(log), base_env=self.base_env)
             with self.signals.deferred():

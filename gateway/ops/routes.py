@@ -1,4 +1,10 @@
-"""`/healthz` (the process is alive), `/readyz` (it can serve), `/metrics` (Prometheus)."""
+"""`/healthz` (the process is alive), `/readyz` (it can serve), `/metrics` (Prometheus).
+
+`/readyz` tells anyone whether the gateway is ready (the status code and
+`{"status": ...}`, all a load balancer or `gateway up` needs); the parts' details (engine
+URLs and errors, models, database, limiter backend) only to the admin key: they map the
+network behind the gateway for a stranger.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.keys.admin import is_admin_key
+from gateway.keys.credentials import presented_key
 from gateway.metrics import exposition
 from gateway.services import Services
 
@@ -29,6 +37,15 @@ async def healthz() -> JSONResponse:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     services = _services(request)
+    ready, details = await _readiness(services)
+    body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
+    admin = services.settings.admin_key
+    if admin is not None and is_admin_key(admin.get_secret_value(), presented_key(request.scope)):
+        body.update(details)
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+async def _readiness(services: Services) -> tuple[bool, dict[str, Any]]:
     upstreams: list[dict[str, Any]] = [
         {
             "url": u.url,
@@ -47,10 +64,7 @@ async def readyz(request: Request) -> JSONResponse:
         ready = ready and database["reachable"]
     if services.limiter is not None:
         body["limiter"] = services.limiter.backend_name
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", **body},
-        status_code=200 if ready else 503,
-    )
+    return ready, body
 
 
 async def _database_state(services: Services) -> dict[str, Any]:

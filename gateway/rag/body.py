@@ -1,4 +1,4 @@
-"""JSON request bodies for the retrieval routes, read with the gateway's body size limit."""
+"""JSON request bodies for the retrieval routes (capped at the door, gateway.http.body_limit)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from gateway.errors import InvalidRequest, PayloadTooLarge
+from gateway.errors import InvalidRequest
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    limit: int = request.app.state.services.settings.max_body_bytes
-    raw = bytearray()
-    async for piece in request.stream():
-        raw.extend(piece)
-        if len(raw) > limit:
-            raise PayloadTooLarge(f"The request body exceeds {limit} bytes.")
+    raw = await request.body()
     if not raw.strip():
         return {}
     try:

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.errors import NotFound
+from gateway.http.disposition import attachment
 from gateway.rag.access import Caller, Who, services_of
 from gateway.rag.listing import list_rows
 from gateway.rag.paging import page_request
@@ -99,7 +100,7 @@ async def file_content(file_id: str, request: Request, who: Who) -> StreamingRes
         media_type="application/octet-stream",
         headers={
             "content-length": str(row["bytes"]),
-            "content-disposition": f'attachment; filename="{_quoted(row["filename"])}"',
+            "content-disposition": attachment(row["filename"]),
         },
     )
 
@@ -119,7 +120,3 @@ async def read_parts(db: AsyncEngine, file_id: str) -> AsyncIterator[bytes]:
             return
         yield bytes(data)
         part += 1
-
-
-def _quoted(name: str) -> str:
-    return name.replace("\\", "_").replace('"', "_").encode("latin-1", "replace").decode("latin-1")

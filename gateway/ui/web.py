@@ -24,7 +24,8 @@ R = TypeVar("R", bound=Response)
 SESSION_COOKIE = "gw_console"
 LOGIN_COOKIE = "gw_console_login"
 CSRF_HEADER = "x-csrf-token"
-_MAX_FORM_BYTES = 256 * 1024
+# The cap on a console request's body (forms), enforced at the door by gateway.http.body_limit.
+MAX_FORM_BYTES = 256 * 1024
 
 # No caching (pages may hold a new key), no framing, and scripts only from the console.
 SECURITY_HEADERS = {
@@ -139,12 +140,11 @@ class Form:
 
 
 async def read_form(request: Request) -> Form:
-    """The request's urlencoded body (Starlette caches it, so reading twice is free)."""
+    """The request's urlencoded body (Starlette caches it, so reading twice is free); the
+    body limit has already refused anything over MAX_FORM_BYTES before it got here."""
     if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return Form()
     body = await request.body()
-    if len(body) > _MAX_FORM_BYTES:
-        return Form()
     return Form(parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 

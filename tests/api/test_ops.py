@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 
+ADMIN = "admin-key-for-ops-tests"
 
-async def test_healthz_and_readyz(gateway: RunningGateway, engine: FakeEngine):
-    async with gateway.client() as client:
+
+async def test_healthz_and_readyz(engine: FakeEngine, gateway_factory: GatewayFactory):
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN)
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    async with gw.client() as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
-        ready = await client.get("/readyz")
+        ready = await client.get("/readyz", headers=admin)
         assert ready.status_code == 200
         assert ready.json()["upstreams"][0]["models"] == ["fake-model"]
         engine.behaviour.healthy = False
         await asyncio.sleep(0.5)
-        not_ready = await client.get("/readyz")
+        not_ready = await client.get("/readyz", headers=admin)
         assert not_ready.status_code == 503
         assert "503" in not_ready.json()["upstreams"][0]["error"]
         engine.behaviour.healthy = True
         await asyncio.sleep(0.5)
         assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_readyz_shows_strangers_only_whether_it_is_ready(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+):
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN)
+    async with gw.client() as client:
+        for headers in ({}, {"authorization": "Bearer not-the-admin-key"}, {"x-api-key": "x"}):
+            public = await client.get("/readyz", headers=headers)
+            assert (public.status_code, public.json()) == (200, {"status": "ready"})
+        engine.behaviour.healthy = False
+        await asyncio.sleep(0.5)
+        public = await client.get("/readyz")
+        assert (public.status_code, public.json()) == (503, {"status": "not_ready"})
+        assert engine.url not in public.text and "fake-model" not in public.text
 
 
 async def test_metrics_expose_the_documented_series(gateway: RunningGateway):

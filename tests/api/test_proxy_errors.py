@@ -139,9 +139,10 @@ async def test_upstream_5xx_keeps_its_status(gateway: RunningGateway, engine: Fa
 
 
 async def test_unreachable_upstream_is_503(engine: FakeEngine, gateway_factory: GatewayFactory):
-    gw = await gateway_factory(upstreams=[engine.url])
+    gw = await gateway_factory(upstreams=[engine.url], admin_key="adm")
     await engine.stop()
-    async with gw.client() as client:
+    # The admin key: /v1 needs it (no database), and /readyz shows it the engines' state.
+    async with gw.client(headers={"authorization": "Bearer adm"}) as client:
         response = await client.post(CHAT, json={"model": "fake-model", "messages": MESSAGES})
         assert assert_openai_error(response, 503)["code"] == "upstream_unavailable"
         await asyncio.sleep(0.5)  # the health check has noticed by now

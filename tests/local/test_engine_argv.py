@@ -104,3 +104,17 @@ def test_split_cpus_gives_engines_disjoint_cores(
 def test_split_cpus_needs_something_to_split() -> None:
     with pytest.raises(ValueError, match="at least one"):
         split_cpus([], 2)
+
+
+def test_the_api_key_goes_in_the_environment_never_on_the_command_line() -> None:
+    # Any local user can read a command line (ps, /proc/<pid>/cmdline); the environment
+    # only the process's owner. vLLM reads VLLM_API_KEY as it reads --api-key.
+    spec = chat_spec(api_key="sk-engine-secret")
+    assert build_env(spec, {"VLLM_API_KEY": "stale"})["VLLM_API_KEY"] == "sk-engine-secret"
+    assert not any("sk-engine-secret" in part for part in build_argv(spec))
+    assert "--api-key" not in build_argv(spec)
+    assert "sk-engine-secret" not in repr(spec)
+
+
+def test_no_key_leaves_the_engine_as_the_user_configured_it() -> None:
+    assert "VLLM_API_KEY" not in build_env(chat_spec(), {})

@@ -54,8 +54,14 @@ def test_installed_engine_passes():
 
 
 class _Models(BaseHTTPRequestHandler):
+    key: str | None = None  # like vLLM's --api-key: required on /v1 when set
+
     def do_GET(self) -> None:
         body = json.dumps({"object": "list", "data": [{"id": "qwen"}, {"id": "bge"}]}).encode()
+        if self.key and self.headers.get("authorization") != f"Bearer {self.key}":
+            self.send_response(401)
+            self.end_headers()
+            return
         self.send_response(200 if self.path == "/v1/models" else 404)
         self.send_header("content-type", "application/json")
         self.end_headers()
@@ -94,3 +100,20 @@ def test_up_fails_on_a_busy_port_before_starting_anything(tmp_path: Path, busy_p
     assert stack.postgres is None and not stack.engines and stack.gateway is None
     assert not (tmp_path / "data/postgres").exists()
     assert "stopping" not in capsys.readouterr().out
+
+
+def test_served_models_of_an_engine_that_requires_a_key():
+    class Guarded(_Models):
+        key = "sk-engine-1"
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Guarded)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        with pytest.raises(LocalStackError, match="answered 401"):
+            served_models(url)
+        assert served_models(url, api_key="sk-engine-1") == ["qwen", "bge"]
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,6 +12,7 @@ from gateway.local.datadir import (
     DataDir,
     admin_key,
     default_data_dir,
+    engine_key,
     exclusive,
     read_secret,
     write_secret,
@@ -88,3 +89,11 @@ def test_one_run_per_data_dir(tmp_path):
             second.__enter__()
     with exclusive(data):  # released when the first run ended
         pass
+
+
+def test_engine_key_is_generated_once_private_and_apart_from_the_admin_key(tmp_path):
+    data = DataDir(tmp_path)
+    first = engine_key(data)
+    assert first.startswith("sk-engine-") and len(first) > 40
+    assert engine_key(data) == first and first != admin_key(data)
+    assert data.engine_key_file.name == "engine-key" and mode(data.engine_key_file) == 0o600

@@ -138,3 +138,28 @@ def test_upstreams_are_normalised_deduplicated_and_checked():
     )
     with pytest.raises(click.BadParameter):
         parse_upstreams(("a:8000",))
+
+
+def test_local_engines_and_the_gateway_share_one_engine_key():
+    specs = engine_specs(CHAT, EMBED, [0, 1], [7001, 7002], "sk-engine-1")
+    assert [spec.api_key for spec in specs] == ["sk-engine-1", "sk-engine-1"]
+    env = gateway_env(
+        {"GATEWAY_UPSTREAM_API_KEY": "old"},
+        database_url="postgresql://x",
+        upstreams=["http://127.0.0.1:7001"],
+        admin_key="a",
+        served=[CHAT_MODEL],
+        upstream_api_key="sk-engine-1",
+    )
+    assert env["GATEWAY_UPSTREAM_API_KEY"] == "sk-engine-1"
+
+
+def test_the_users_own_engines_keep_the_users_upstream_key():
+    env = gateway_env(
+        {"GATEWAY_UPSTREAM_API_KEY": "users-own"},
+        database_url="postgresql://x",
+        upstreams=["http://vllm:8000"],
+        admin_key="a",
+        served=["q"],
+    )
+    assert env["GATEWAY_UPSTREAM_API_KEY"] == "users-own"

@@ -18,6 +18,7 @@ from gateway.upstream.relay import Relay
 if TYPE_CHECKING:
     from gateway.keys.auth import Authenticator
     from gateway.limits import Limiter
+    from gateway.rag.resources import Retrieval
     from gateway.usage import QuotaChecker, UsageWriter
 
 
@@ -37,3 +38,5 @@ class Services:
     usage: UsageWriter | None = None
     quotas: QuotaChecker | None = None
     common_terms: CommonTerms = field(default_factory=CommonTerms)  # for search
+    # Retrieval's own pools and upload slots; present with the database.
+    rag: Retrieval | None = None

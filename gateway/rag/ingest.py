@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 from gateway.errors import GatewayError, NotFound, UpstreamUnavailable
 from gateway.rag import jobs
-from gateway.rag.chunking import chunk_text, estimate_tokens
+from gateway.rag.chunking import estimate_tokens
 from gateway.rag.embeddings import EmbeddingFailed, count_tokens, embed, max_input_tokens
 from gateway.rag.index import ensure_index
 from gateway.rag.parsing import UnparsableFile, parse_document
+from gateway.rag.splitting import chunk_text
 from gateway.services import Services
 
 log = logging.getLogger("gateway.rag")

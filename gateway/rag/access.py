@@ -6,6 +6,7 @@ get 404s and never see it listed. The admin key (owner None) reaches every owner
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -68,6 +69,12 @@ def rag_of(services: Services) -> Retrieval:
 def rag_db(request: Request) -> AsyncEngine:
     """The retrieval routes' own pool (gateway.rag.resources)."""
     return rag_of(services_of(request)).db
+
+
+def request_id(request: Request) -> str:
+    """The request's id (x-request-id), for the usage events of what it causes."""
+    context = request.scope.get(CONTEXT_KEY)
+    return context.request_id if context is not None else uuid.uuid4().hex
 
 
 async def caller(request: Request) -> Caller:

@@ -23,21 +23,25 @@ async def store_upload(
     """Insert a spooled upload within `conn`'s transaction; the new `files` row."""
     file_id = new_id("file-")
     row = (
-        await conn.execute(
-            text(
-                "INSERT INTO files (id, owner, filename, purpose, bytes, sha256) "
-                "VALUES (:id, :owner, :filename, :purpose, :bytes, :sha) RETURNING *"
-            ),
-            {
-                "id": file_id,
-                "owner": caller.owner,
-                "filename": received.filename,
-                "purpose": received.purpose,
-                "bytes": received.size,
-                "sha": received.sha256,
-            },
+        (
+            await conn.execute(
+                text(
+                    "INSERT INTO files (id, owner, filename, purpose, bytes, sha256) "
+                    "VALUES (:id, :owner, :filename, :purpose, :bytes, :sha) RETURNING *"
+                ),
+                {
+                    "id": file_id,
+                    "owner": caller.owner,
+                    "filename": received.filename,
+                    "purpose": received.purpose,
+                    "bytes": received.size,
+                    "sha": received.sha256,
+                },
+            )
         )
-    ).mappings().one()
+        .mappings()
+        .one()
+    )
     part = 0
     async for block in spool.blocks():
         await conn.execute(_PART, {"id": file_id, "part": part, "data": block})

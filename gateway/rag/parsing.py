@@ -1,7 +1,10 @@
 """Turning an uploaded file into text: plain text, Markdown, source code, HTML, JSON, PDF.
 
-Pure (bytes in, text out) and CPU-bound: the worker runs it in a thread. Failures raise
-`UnparsableFile` with the code OpenAI puts in a vector store file's `last_error`.
+Pure (bytes in, text out). Plain text streams (`classify`, `text_encoding`,
+`TextCleaner`: the worker decodes it block by block); the other formats are parsed whole
+by `parse_document`, which only the sandboxed child process runs (gateway.rag.sandbox).
+Failures raise `UnparsableFile` with the code OpenAI puts in a vector store file's
+`last_error`.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from enum import Enum
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
 
@@ -30,6 +34,11 @@ _BLOCK_TAGS = frozenset(_BLOCK_WORDS.split())
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
+_SPACE_RUN = re.compile(r"\s+")
+# Longer runs of whitespace are cut to this: they carry no meaning, and a file of nothing
+# else would otherwise be held whole while chunking looks for the end of the "word".
+MAX_SPACE_RUN = 1000
+SNIFF_BYTES = 8192
 
 
 class UnparsableFile(Exception):
@@ -41,8 +50,82 @@ class UnparsableFile(Exception):
         self.message = message
 
 
+class Kind(Enum):
+    TEXT = "text"  # decoded as it streams
+    DOCUMENT = "document"  # PDF, HTML, JSON: parsed whole, in the sandbox
+
+
+def _suffix(filename: str) -> str:
+    return PurePosixPath(filename.lower()).suffix
+
+
+def classify(filename: str, head: bytes) -> Kind:
+    """How to read a file, from its name and first SNIFF_BYTES; UnparsableFile if at all."""
+    suffix = _suffix(filename)
+    if suffix == ".pdf" or head[:5] == b"%PDF-" or suffix in _HTML or suffix in _JSON:
+        return Kind.DOCUMENT
+    if suffix in TEXT_EXTENSIONS or _looks_textual(head):
+        return Kind.TEXT
+    raise _unsupported(filename)
+
+
+def text_encoding(filename: str, head: bytes, valid_utf8: bool) -> str:
+    """The codec `parse_document` would decode a text file with (`valid_utf8`: the whole
+    file decodes as UTF-8, which only a pass over it can tell)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if valid_utf8:
+        return "utf-8-sig"
+    if b"\x00" in head[:SNIFF_BYTES]:
+        raise UnparsableFile("unsupported_file", f"{filename}: binary content, not text.")
+    return "cp1252"
+
+
+def is_html_text(filename: str, first_chars: str) -> bool:
+    """A text file that is HTML after all (read whole, as HTML, in the sandbox)."""
+    return _suffix(filename) not in TEXT_EXTENSIONS and _looks_like_html(first_chars)
+
+
+class TextCleaner:
+    """What `parse_document` and chunking would make of text, block by block: NULs
+    dropped, whitespace runs cut to MAX_SPACE_RUN characters."""
+
+    def __init__(self) -> None:
+        self._run = 0  # length of the whitespace run the previous block ended in
+
+    def clean(self, block: str) -> str:
+        block = block.replace("\x00", "")
+        out: list[str] = []
+        position, run = 0, self._run
+        for match in _SPACE_RUN.finditer(block):
+            start, end = match.span()
+            if start > position:
+                run = 0  # text between: a new run
+            out.append(block[position:start])
+            out.append(block[start : start + max(0, min(end - start, MAX_SPACE_RUN - run))])
+            run += end - start
+            position = end
+        if position < len(block):
+            run = 0
+        out.append(block[position:])
+        self._run = run
+        return "".join(out)
+
+
+def _unsupported(filename: str) -> UnparsableFile:
+    return UnparsableFile(
+        "unsupported_file",
+        f"{filename}: unsupported file type; supported are text, Markdown, source code, "
+        "HTML, JSON and PDF.",
+    )
+
+
+def no_text(filename: str) -> UnparsableFile:
+    return UnparsableFile("invalid_file", f"{filename}: the file contains no text.")
+
+
 def parse_document(filename: str, data: bytes) -> str:
-    suffix = PurePosixPath(filename.lower()).suffix
+    suffix = _suffix(filename)
     if suffix == ".pdf" or data[:5] == b"%PDF-":
         text = _pdf(data)
     elif suffix in _HTML:
@@ -54,19 +137,15 @@ def parse_document(filename: str, data: bytes) -> str:
         if suffix not in TEXT_EXTENSIONS and _looks_like_html(text):
             text = _html(text)
     else:
-        raise UnparsableFile(
-            "unsupported_file",
-            f"{filename}: unsupported file type; supported are text, Markdown, source code, "
-            "HTML, JSON and PDF.",
-        )
+        raise _unsupported(filename)
     text = text.replace("\x00", "")
     if not text.strip():
-        raise UnparsableFile("invalid_file", f"{filename}: the file contains no text.")
+        raise no_text(filename)
     return text
 
 
 def _looks_textual(data: bytes) -> bool:
-    sample = data[:8192]
+    sample = data[:SNIFF_BYTES]
     if b"\x00" in sample:
         return False
     try:
@@ -84,7 +163,7 @@ def _decode(data: bytes, filename: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    if b"\x00" in data[:8192]:
+    if b"\x00" in data[:SNIFF_BYTES]:
         raise UnparsableFile("unsupported_file", f"{filename}: binary content, not text.")
     return data.decode("cp1252", errors="replace")
 

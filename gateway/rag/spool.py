@@ -55,8 +55,15 @@ class Spool:
             raise _unavailable(exc, self.where) from exc
         self.size += len(data)
 
+    async def flush(self) -> None:
+        """Make what was written visible through the descriptor (a child reads it there)."""
+        try:
+            await asyncio.to_thread(self.file.flush)
+        except OSError as exc:
+            raise _unavailable(exc, self.where) from exc
+
     async def blocks(self, size: int = BLOCK_BYTES) -> AsyncIterator[bytes]:
-        await asyncio.to_thread(self.file.flush)
+        await self.flush()
         await asyncio.to_thread(self.file.seek, 0)
         while True:
             block = await asyncio.to_thread(self.file.read, size)

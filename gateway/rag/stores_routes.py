@@ -11,11 +11,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.api.guard import authenticate
 from gateway.errors import InvalidRequest
+from gateway.http.context import CONTEXT_KEY
 from gateway.rag import views
-from gateway.rag.access import Who, rag_db, services_of
+from gateway.rag.access import Who, rag_db, request_id, services_of
 from gateway.rag.body import json_body
 from gateway.rag.chunking import parse_strategy
 from gateway.rag.listing import list_rows
+from gateway.rag.metering import SEARCH_ROUTE, Payer
 from gateway.rag.paging import page_request
 from gateway.rag.search import search_stores
 from gateway.rag.stores_db import STORE_SELECT, Attachment, attach, store_not_found, visible_store
@@ -127,6 +129,9 @@ async def delete_store(store_id: str, request: Request, who: Who) -> dict[str, A
 async def search(store_id: str, request: Request) -> dict[str, Any]:
     services = services_of(request)
     key = await authenticate(services, request.scope)
+    context = request.scope.get(CONTEXT_KEY)
+    if context is not None and key is not None:
+        context.key_id = key.id
     body = await json_body(request)
     query = body.get("query")
     queries = [query] if isinstance(query, str) else query
@@ -149,7 +154,7 @@ async def search(store_id: str, request: Request) -> dict[str, Any]:
         )
     hits = await search_stores(
         services,
-        key,
+        Payer(key, SEARCH_ROUTE, request_id(request)),
         [store_id],
         "\n".join(queries),
         max_results=limit,

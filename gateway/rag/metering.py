@@ -12,8 +12,10 @@ with the engine's token count:
     ingesting a file into a store       the key that attached it  INGEST_ROUTE
 
 An embedding made within a chat request counts only its tokens: the chat request holds
-the request (rpm) and the in-flight slot already, and records its own refusals. The
-admin key is unlimited and metered as `admin`, as on the proxied routes.
+the request (rpm) and the in-flight slot already. A refusal (403, 429) is a usage event
+only where the client gets it as the answer, a search: a chat request records its own,
+and ingestion waits out a rate limit rather than answer anyone. The admin key is
+unlimited and metered as `admin`, as on the proxied routes.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class Payer:
     key: KeyRecord | None  # None only when the gateway runs open: nothing to admit or meter
     route: str
     request_id: str
-    within_request: bool = False
+    within_request: bool = False  # part of a client request that holds its rpm and slot
+    answers_client: bool = False  # a refusal is the answer (and so a usage event)
 
 
 def embedding_not_allowed(model: str) -> PermissionDenied:
@@ -93,7 +96,7 @@ async def embed_for(services: Services, payer: Payer, texts: list[str]) -> list[
     finally:
         if granted is not None:
             await guard.settle(services, granted, result)
-        if granted is not None or not payer.within_request:
+        if granted is not None or payer.answers_client:
             _record(services, payer, served, started, result)
 
 

@@ -154,7 +154,7 @@ async def search(store_id: str, request: Request) -> dict[str, Any]:
         )
     hits = await search_stores(
         services,
-        Payer(key, SEARCH_ROUTE, request_id(request)),
+        Payer(key, SEARCH_ROUTE, request_id(request), answers_client=True),
         [store_id],
         "\n".join(queries),
         max_results=limit,

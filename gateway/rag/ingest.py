@@ -137,7 +137,8 @@ async def ingest(
             raise no_text(filename)
         assert run.dims is not None
         await ensure_index(db, run.dims, known_dims)
-        if not await jobs.complete(db, job, me, run.id, run.count, run.usage):
+        staged = run.count - len(run.tail[0])
+        if not await jobs.complete(db, job, me, run.id, run.usage, staged, run.tail):
             raise Stopped
         done = True
         return run.count

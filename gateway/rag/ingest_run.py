@@ -93,9 +93,12 @@ class Run:
         self.payer = payer
         self.still_ours = still_ours
         self.id = uuid.uuid4().hex
-        self.count = 0  # chunks staged
+        self.count = 0  # chunks embedded: staged, or in `tail`
         self.usage = 0  # bytes of text and vectors, as a vector store file reports them
         self.dims: int | None = None
+        # The last batch is not staged: `jobs.complete` inserts it where it moves the rest,
+        # so a file of one batch (most of them) is written once, as it was before staging.
+        self.tail: tuple[list[str], list[list[float]]] = ([], [])
         # The tokens a batch may reserve: a key's whole tpm at most, or it never fits.
         self.batch_tokens = payer.key.tpm if payer.key is not None else None
 
@@ -119,7 +122,7 @@ class Run:
                 batch, tokens = [], 0
             batch.append(chunk.text)
             tokens += cost
-        await self._flush(batch)
+        await self._flush(batch, last=True)
 
     async def _chunks(self, filename: str, source: Spool) -> AsyncIterator[TextChunk]:
         limits = ParseLimits(self.settings.parse_timeout_s, self.settings.parse_memory_mb << 20)
@@ -152,7 +155,7 @@ class Run:
         scale = await calibration(self.services, sample) if sample.strip() else 1.0
         return ChunkStream(strategy, scale)
 
-    async def _flush(self, texts: list[str]) -> None:
+    async def _flush(self, texts: list[str], last: bool = False) -> None:
         if not texts:
             return
         vectors = await self._embed(texts)
@@ -160,7 +163,10 @@ class Run:
         if len(dims) != 1 or (self.dims is not None and dims != {self.dims}):
             raise MixedDimensions
         self.dims = dims.pop()
-        await jobs.stage(self.db, self.job, self.id, self.count, texts, vectors)
+        if last:
+            self.tail = (texts, vectors)
+        else:
+            await jobs.stage(self.db, self.job, self.id, self.count, texts, vectors)
         self.count += len(texts)
         self.usage += sum(len(t.encode()) for t in texts) + 2 * self.dims * len(texts)
 

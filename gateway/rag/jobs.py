@@ -178,10 +178,19 @@ class StagingLost(Exception):
     """Fewer staged rows than the run wrote (a Postgres crash empties unlogged tables)."""
 
 
-async def complete(db: AsyncEngine, job: Job, me: str, run: str, count: int, usage: int) -> bool:
-    """Replace the file's chunks with the `count` chunks `run` staged and mark it completed,
-    in one transaction, if the job is still ours; False (and nothing written) if it was
-    cancelled or detached meanwhile. StagingLost (nothing written) if rows are missing."""
+async def complete(
+    db: AsyncEngine,
+    job: Job,
+    me: str,
+    run: str,
+    usage: int,
+    staged: int,
+    tail: tuple[Sequence[str], Sequence[Sequence[float]]] = ((), ()),
+) -> bool:
+    """Replace the file's chunks with the `staged` chunks `run` staged followed by `tail`
+    (the last batch, never staged), and mark it completed, in one transaction, if the job
+    is still ours; False (and nothing written) if it was cancelled or detached meanwhile.
+    StagingLost (nothing written) if staged rows are missing."""
     async with db.begin() as conn:
         found = (
             await conn.execute(
@@ -198,18 +207,38 @@ async def complete(db: AsyncEngine, job: Job, me: str, run: str, count: int, usa
         await conn.execute(
             text("DELETE FROM chunks WHERE vector_store_id = :store AND file_id = :file"), params
         )
-        moved = await conn.execute(
-            text(
+        if staged:  # a file of one batch has nothing staged
+            moved = await conn.execute(
+                text(
+                    "INSERT INTO chunks (vector_store_id, file_id, idx, text, attributes, dims, "
+                    "embedding) SELECT vector_store_id, file_id, idx, text, :attributes, dims, "
+                    "embedding FROM chunk_staging WHERE vector_store_id = :store "
+                    "AND file_id = :file AND run = :run ORDER BY idx"
+                ).bindparams(bindparam("attributes", type_=JSONB)),
+                {**params, "run": run, "attributes": found[0] or {}},
+            )
+            if moved.rowcount != staged:
+                raise StagingLost(f"{moved.rowcount} of {staged} staged chunks were found")
+            await conn.execute(_DROP_STAGED, params)
+        texts, vectors = tail
+        if texts:
+            insert = text(
                 "INSERT INTO chunks (vector_store_id, file_id, idx, text, attributes, dims, "
-                "embedding) SELECT vector_store_id, file_id, idx, text, :attributes, dims, "
-                "embedding FROM chunk_staging WHERE vector_store_id = :store "
-                "AND file_id = :file AND run = :run ORDER BY idx"
-            ).bindparams(bindparam("attributes", type_=JSONB)),
-            {**params, "run": run, "attributes": found[0] or {}},
-        )
-        if moved.rowcount != count:
-            raise StagingLost(f"{moved.rowcount} of {count} staged chunks were found")
-        await conn.execute(_DROP_STAGED, params)
+                "embedding) VALUES (:store, :file, :idx, :text, :attributes, :dims, "
+                "CAST(:vec AS halfvec))"
+            ).bindparams(bindparam("attributes", type_=JSONB))
+            rows = [
+                {
+                    **params,
+                    "idx": staged + i,
+                    "text": chunk,
+                    "attributes": found[0] or {},
+                    "dims": len(vector),
+                    "vec": vector_literal(vector),
+                }
+                for i, (chunk, vector) in enumerate(zip(texts, vectors, strict=True))
+            ]
+            await conn.execute(insert, rows)
         await conn.execute(
             text(
                 "UPDATE vector_store_files SET status = 'completed', last_error = NULL, "

@@ -21,6 +21,7 @@ unlimited and metered as `admin`, as on the proxied routes.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 from gateway.api import guard
@@ -79,7 +80,10 @@ async def embed_for(services: Services, payer: Payer, texts: list[str]) -> list[
         granted = await guard.admit_internal(
             services, payer.key, size, within_request=payer.within_request
         )
-        embedded = await embed(services, texts, payer.request_id)
+        # Unique upstream: one client id may cause several calls at once (vLLM keys its
+        # requests by this id), and an ingestion makes one per batch.
+        upstream_id = f"{payer.request_id}-{uuid.uuid4().hex[:8]}"
+        embedded = await embed(services, texts, upstream_id)
         tokens = embedded.prompt_tokens
         if tokens is None:
             tokens = size // _BYTES_PER_TOKEN

@@ -172,9 +172,8 @@ def check_declared_size(request: Request, max_bytes: int) -> None:
 
 async def receive_upload(request: Request, spool: Spool, max_bytes: int) -> Received:
     """Parse the form, the file into `spool`; raises 400/413/415 (the spool is then
-    discarded by its owner)."""
+    discarded by its owner). The caller has refused a declared size over the limit."""
     boundary = _boundary(request)
-    check_declared_size(request, max_bytes)
     form = _Form()
     parser = MultipartParser(boundary, form.callbacks())  # type: ignore[arg-type]
     try:

@@ -270,3 +270,31 @@ async def test_ingestion_by_a_key_that_is_gone_fails_clearly(
         await worker.stop()
     assert job["status"] == "failed" and job["last_error"]["code"] == "invalid_api_key"
     assert key_id in job["last_error"]["message"]
+
+
+async def test_file_search_within_a_chat_counts_tokens_not_another_request(
+    rag_factory: RagFactory,
+    database_url: str,
+    embedder: FakeEmbedder,
+    chat_engine: FakeEngine,
+) -> None:
+    gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    async with gw.client(headers=admin) as client:
+        ids = await store_with_file(client)
+        await settled(client, ids)
+    # One request a minute, one at a time: the chat's own embedding must not need a second.
+    secret, key_id = await new_key(gw, rpm=1, max_parallel=1)
+    with psycopg.connect(libpq_url(database_url)) as conn:  # share the admin's store
+        conn.execute("UPDATE vector_stores SET owner = %s", (key_id,))
+    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+        first = await client.post(CHAT, json=file_search(ids["store"]))
+        second = await client.post(CHAT, json=file_search(ids["store"]))
+    assert first.status_code == 200, first.text
+    assert second.status_code == 429  # the key's one request a minute is spent
+    rows = [r for r in await flushed(gw, database_url) if r["key_id"] == key_id]
+    assert sorted((r["model"], r["status"]) for r in rows) == [
+        ("fake-embed", 200),
+        ("fake-model", 200),
+        ("fake-model", 429),
+    ]

@@ -116,9 +116,7 @@ async def main(mib: int, chunk_tokens: int) -> None:
                     },
                 )
                 while True:
-                    state = (
-                        await client.get(f"/v1/vector_stores/{store}/files/{file_id}")
-                    ).json()
+                    state = (await client.get(f"/v1/vector_stores/{store}/files/{file_id}")).json()
                     if state["status"] != "in_progress":
                         break
                     await asyncio.sleep(0.5)

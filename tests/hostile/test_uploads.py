@@ -160,7 +160,7 @@ async def test_a_greedy_key_gets_429_and_others_still_upload(
     gw = await start(gateway_process, engine, database_url)  # 8 uploads per key at once
     greedy, other = await new_key(gw, "greedy"), await new_key(gw, "other")
     async with stalled(gw, greedy, 12) as uploads:
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         statuses = list(await asyncio.gather(*(u.status() for u in uploads)))
         async with gw.client(headers={"authorization": f"Bearer {greedy}"}) as client:
             refused = await client.post(
@@ -170,7 +170,8 @@ async def test_a_greedy_key_gets_429_and_others_still_upload(
             accepted = await client.post(
                 "/v1/files", files={"file": ("b.txt", b"bb")}, data={"purpose": "assistants"}
             )
-    assert statuses == [None] * 8 + [429] * 4
+    # Requests reach the handler in whatever order their connections are read.
+    assert statuses.count(None) == 8 and statuses.count(429) == 4
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
     assert int(refused.headers["retry-after"]) >= 1

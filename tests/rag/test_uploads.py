@@ -161,7 +161,10 @@ async def test_stalled_uploads_hold_no_connection_and_leave_nothing(
     key = await create_key(gw)
     assert gw.services.rag is not None and gw.services.db is not None
     async with stalled(gw.url, key, 8) as uploads:
-        await asyncio.sleep(0.5)
+        for _ in range(200):  # all eight are being received
+            if gw.services.rag.uploads.in_progress == 8 and spool_fds(str(tmp_path)) == 8:
+                break
+            await asyncio.sleep(0.02)
         assert [await u.answer() for u in uploads] == [b""] * 8  # all accepted, all waiting
         assert spool_fds(str(tmp_path)) == 8 and list(tmp_path.iterdir()) == []
         assert gw.services.rag.db.pool.checkedout() == 0  # type: ignore[attr-defined]
@@ -185,8 +188,12 @@ async def test_uploads_per_key_are_limited_with_retry_after(
 ) -> None:
     gw = await rag_factory(database_url, max_uploads_per_key=3)
     greedy, other = await create_key(gw, "greedy"), await create_key(gw, "other")
+    assert gw.services.rag is not None
     async with stalled(gw.url, greedy, 3):
-        await asyncio.sleep(0.2)
+        for _ in range(100):  # all three are being received
+            if gw.services.rag.uploads.in_progress == 3:
+                break
+            await asyncio.sleep(0.02)
         async with gw.client(headers={"authorization": f"Bearer {greedy}"}) as client:
             refused = await client.post(
                 "/v1/files", files={"file": ("x.txt", b"x")}, data={"purpose": "assistants"}
@@ -199,6 +206,9 @@ async def test_uploads_per_key_are_limited_with_retry_after(
     assert "GATEWAY_MAX_UPLOADS_PER_KEY" in refused.json()["error"]["message"]
     assert int(refused.headers["retry-after"]) > 0
     assert uploaded.bytes == 4
-    await asyncio.sleep(0.2)  # the stalled ones are gone: the greedy key may upload again
+    for _ in range(100):  # the stalled ones are gone: the greedy key may upload again
+        if gw.services.rag.uploads.in_progress == 0:
+            break
+        await asyncio.sleep(0.02)
     again = await sdk(gw, api_key=greedy).files.create(file=("x.txt", b"x"), purpose="assistants")
     assert again.bytes == 1

@@ -104,24 +104,24 @@ class Run:
 
     async def embed_and_stage(self, filename: str, source: Spool) -> None:
         batch: list[str] = []
-        tokens = 0
+        size = 0  # the batch's bytes: the guard reserves size / 4 tokens for it
         seen = 0
         budget = self.batch_tokens
         async for chunk in self._chunks(filename, source):
             seen += 1
             if seen > self.settings.max_chunks_per_file:
                 raise TooManyChunks
-            cost = len(chunk.text.encode()) // _BYTES_PER_TOKEN
-            if budget is not None and cost > budget:
+            length = len(chunk.text.encode())
+            if budget is not None and length // _BYTES_PER_TOKEN > budget:
                 raise ChunkOverLimit
             if batch and (
                 len(batch) >= self.settings.embedding_batch_size
-                or (budget is not None and tokens + cost > budget)
+                or (budget is not None and (size + length) // _BYTES_PER_TOKEN > budget)
             ):
                 await self._flush(batch)
-                batch, tokens = [], 0
+                batch, size = [], 0
             batch.append(chunk.text)
-            tokens += cost
+            size += length
         await self._flush(batch, last=True)
 
     async def _chunks(self, filename: str, source: Spool) -> AsyncIterator[TextChunk]:

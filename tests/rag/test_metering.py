@@ -298,3 +298,15 @@ async def test_file_search_within_a_chat_counts_tokens_not_another_request(
         ("fake-model", 200),
         ("fake-model", 429),
     ]
+
+
+async def test_a_chunk_larger_than_the_keys_tpm_fails_the_file_clearly(
+    rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder
+) -> None:
+    gw = await rag_factory(database_url)
+    secret, key_id = await new_key(gw, tpm=5)  # DOC is ~70 bytes: ~17 tokens reserved
+    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+        job = await settled(client, await store_with_file(client))
+    assert job["status"] == "failed" and job["last_error"]["code"] == "rate_limit_exceeded"
+    assert "tpm" in job["last_error"]["message"] and key_id in job["last_error"]["message"]
+    assert embedder.seen.embedding_requests == 0

@@ -11,14 +11,23 @@ can only fail itself.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
 import resource
 import sys
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from gateway.rag.parsing import UnparsableFile, parse_document
+from gateway.rag.parsing import (
+    SNIFF_BYTES,
+    JsonLines,
+    UnparsableFile,
+    is_json_lines,
+    parse_document,
+    text_encoding,
+)
 
 # pypdf's own decompression and stream limits (pypdf.Configuration, 75 MB each by default)
 # are kept below a share of the memory limit, so that one stream alone cannot use it all.
@@ -61,19 +70,57 @@ def _read(fd: int) -> bytes:
         return source.read()
 
 
-def _write(text: str, out: BinaryIO, limit: int, filename: str) -> None:
-    written = 0
-    for start in range(0, len(text), _WRITE_BYTES):
-        data = text[start : start + _WRITE_BYTES].encode("utf-8", "replace")
-        written += len(data)
-        if written > limit:
-            raise UnparsableFile(
-                "invalid_file",
-                f"{filename}: its text exceeds {limit // (1 << 20)} MiB, the most a parsed "
-                "document may yield (GATEWAY_PARSE_MEMORY_MB).",
-            )
-        out.write(data)
-    out.flush()
+def _blocks(fd: int) -> Iterator[bytes]:
+    position = 0
+    while block := os.pread(fd, _WRITE_BYTES, position):
+        position += len(block)
+        yield block
+
+
+class _Output:
+    """The text, written as UTF-8 as it comes, up to `limit` bytes."""
+
+    def __init__(self, fd: int, limit: int, filename: str) -> None:
+        self.out: BinaryIO = os.fdopen(fd, "wb", closefd=False)
+        self.limit = limit
+        self.filename = filename
+        self.written = 0
+
+    def write(self, text: str) -> None:
+        for start in range(0, len(text), _WRITE_BYTES):
+            data = text[start : start + _WRITE_BYTES].encode("utf-8", "replace")
+            self.written += len(data)
+            if self.written > self.limit:
+                raise UnparsableFile(
+                    "invalid_file",
+                    f"{self.filename}: its text exceeds {self.limit >> 20} MiB, the most a "
+                    "parsed document may yield (GATEWAY_PARSE_MEMORY_MB).",
+                )
+            self.out.write(data)
+
+    def close(self) -> None:
+        self.out.close()
+
+
+def _json_lines(fd: int, out: _Output, filename: str) -> None:
+    """JSON lines a line at a time (the one text format the child streams): the same text
+    `parse_document` gives, without the whole file in memory."""
+    check = codecs.getincrementaldecoder("utf-8")("strict")
+    try:
+        for block in _blocks(fd):
+            check.decode(block)
+        check.decode(b"", final=True)
+        valid = True
+    except UnicodeDecodeError:
+        valid = False
+    encoding = text_encoding(filename, os.pread(fd, SNIFF_BYTES, 0), valid)
+    decoder = codecs.getincrementaldecoder(encoding)(
+        "replace" if encoding == "cp1252" else "strict"
+    )
+    lines = JsonLines()
+    for block in _blocks(fd):
+        out.write(lines.feed(decoder.decode(block)))
+    out.write(lines.feed(decoder.decode(b"", final=True), final=True))
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -81,12 +128,16 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     memory = int(job["memory_bytes"])
     limit_self(memory, int(job["cpu_s"]), int(job["output_bytes"]))
     try:
-        configure_pypdf(memory)
-        data = _read(int(job["input_fd"]))
-        text = parse_document(filename, data)
-        del data
-        with os.fdopen(int(job["output_fd"]), "wb", closefd=False) as out:
-            _write(text, out, int(job["output_bytes"]), filename)
+        out = _Output(int(job["output_fd"]), int(job["output_bytes"]), filename)
+        if is_json_lines(filename):
+            _json_lines(int(job["input_fd"]), out, filename)
+        else:
+            configure_pypdf(memory)
+            data = _read(int(job["input_fd"]))
+            text = parse_document(filename, data)
+            del data
+            out.write(text)
+        out.close()
     except UnparsableFile as exc:
         return {"code": exc.code, "message": exc.message}
     except MemoryError:

@@ -1,8 +1,9 @@
 """Turning an uploaded file into text: plain text, Markdown, source code, HTML, JSON, PDF.
 
 Pure (bytes in, text out). Plain text streams (`classify`, `text_encoding`,
-`TextCleaner`: the worker decodes it block by block); the other formats are parsed whole
-by `parse_document`, which only the sandboxed child process runs (gateway.rag.sandbox).
+`TextCleaner`: the worker decodes it block by block); the other formats are parsed by the
+sandboxed child process (gateway.rag.sandbox): JSON lines a line at a time (`JsonLines`),
+the rest whole, by `parse_document`.
 Failures raise `UnparsableFile` with the code OpenAI puts in a vector store file's
 `last_error`.
 """
@@ -110,6 +111,41 @@ class TextCleaner:
         out.append(block[position:])
         self._run = run
         return "".join(out)
+
+
+class JsonLines:
+    """What `parse_document` makes of JSON lines, from decoded text a block at a time: each
+    non-blank line (as `str.splitlines` cuts them) validated and re-serialised, the values
+    joined by newlines. Holds one line at most."""
+
+    def __init__(self) -> None:
+        self._carry = ""
+        self._first = True
+
+    def feed(self, text: str, final: bool = False) -> str:
+        lines = (self._carry + text).splitlines(keepends=True)
+        self._carry = ""
+        if lines and not final:
+            last = lines[-1]
+            # Unfinished, or a "\r" that a "\n" in the next block may complete.
+            if last.endswith("\r") or last.splitlines() == [last]:
+                self._carry = lines.pop()
+        out: list[str] = []
+        for line in lines:
+            content = line.splitlines()[0] if line.strip() else ""
+            if not content.strip():
+                continue
+            try:
+                value = json.loads(content)
+            except json.JSONDecodeError as exc:
+                raise UnparsableFile("invalid_file", f"invalid JSON: {exc}") from exc
+            out.append(("" if self._first else "\n") + json.dumps(value, ensure_ascii=False))
+            self._first = False
+        return "".join(out)
+
+
+def is_json_lines(filename: str) -> bool:
+    return _suffix(filename) in {".jsonl", ".ndjson"}
 
 
 def _unsupported(filename: str) -> UnparsableFile:

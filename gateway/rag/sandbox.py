@@ -1,7 +1,8 @@
 """Parsing untrusted documents in a child process, within time and memory limits.
 
-PDF, HTML and JSON are parsed whole (their formats do not stream), by parsers that a
-hostile file can drive into a decompression bomb, deep recursion or an endless loop. So
+PDF, HTML and JSON are parsed whole (their formats do not stream; JSON lines do, and are
+read a line at a time), by parsers that a hostile file can drive into a decompression
+bomb, deep recursion or an endless loop. So
 each such file is parsed by a fresh `python -m gateway.rag.parse_child`, which limits its
 own address space and CPU time (GATEWAY_PARSE_MEMORY_MB, GATEWAY_PARSE_TIMEOUT_S) before
 reading the document; this side kills it at the wall-clock timeout. The document reaches

@@ -142,3 +142,15 @@ async def test_spool_files_have_no_name_and_close_with_the_job(tmp_path: Path) -
         await parse_in_child("doc.pdf", spool, text, LIMITS)
         assert b"".join([b async for b in text.blocks()]) == b"Spooled text"
     assert own_fds_into(str(tmp_path)) == 0
+
+
+async def test_json_lines_stream_through_the_child_a_line_at_a_time() -> None:
+    rows = b"".join(b'{"id": %d, "text": "caf\xc3\xa9 row"}\r\n\n' % i for i in range(100_000))
+    assert len(rows) > 3_000_000  # parsed whole, 3 x this needs ~180 MiB more
+    # More objects than 128 MiB of memory would hold at once, were the file parsed whole.
+    limits = ParseLimits(timeout_s=60, memory_bytes=128 << 20)
+    text = await read_text("rows.jsonl", rows * 3, limits)
+    assert text == parse_document("rows.jsonl", rows * 3)
+    with pytest.raises(UnparsableFile) as info:
+        await read_text("bad.ndjson", rows + b'{"broken": \n', limits)
+    assert info.value.code == "invalid_file" and "invalid JSON" in info.value.message

@@ -50,6 +50,8 @@ def limit_self(memory_bytes: int, cpu_s: int, output_bytes: int) -> None:
     # The text is checked against `output_bytes` as it is written; this is the backstop.
     resource.setrlimit(resource.RLIMIT_FSIZE, (output_bytes + _WRITE_BYTES,) * 2)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # A parser has no business starting processes (not enforced for root).
+    resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
 
 
 def configure_pypdf(memory_bytes: int) -> None:

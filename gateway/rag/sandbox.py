@@ -42,10 +42,13 @@ class ParseLimits:
 
 
 def _child_env() -> dict[str, str]:
+    """No more than the child needs: none of the gateway's settings (its database URL,
+    admin key) is within reach of a parser a hostile file might subvert."""
     # The child must import this very gateway (a checkout may shadow an installed one).
     root = str(Path(gateway.__file__).resolve().parent.parent)
     paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    env = {"PYTHONPATH": os.pathsep.join(paths), "PATH": os.environ.get("PATH", "")}
+    return env
 
 
 def _died(filename: str, code: int, limits: ParseLimits) -> UnparsableFile:

@@ -154,3 +154,13 @@ async def test_json_lines_stream_through_the_child_a_line_at_a_time() -> None:
     with pytest.raises(UnparsableFile) as info:
         await read_text("bad.ndjson", rows + b'{"broken": \n', limits)
     assert info.value.code == "invalid_file" and "invalid JSON" in info.value.message
+
+
+def test_the_child_gets_none_of_the_gateways_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.rag.sandbox import _child_env
+
+    monkeypatch.setenv("GATEWAY_ADMIN_KEY", "secret-admin")
+    monkeypatch.setenv("GATEWAY_DATABASE_URL", "postgresql://u:pw@h/db")
+    env = _child_env()
+    assert set(env) == {"PATH", "PYTHONPATH"}
+    assert "secret-admin" not in str(env) and "pw@" not in str(env)

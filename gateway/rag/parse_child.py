@@ -25,7 +25,9 @@ from gateway.rag.parsing import (
     JsonLines,
     UnparsableFile,
     is_json_lines,
+    is_pdf,
     parse_document,
+    pdf_pages,
     text_encoding,
 )
 
@@ -104,6 +106,15 @@ class _Output:
         self.out.close()
 
 
+def _pdf(fd: int, out: _Output) -> None:
+    """Page by page, pypdf reading the file as it needs to: neither the document nor its
+    text is held whole (the same text as `parse_document`)."""
+    with os.fdopen(fd, "rb", closefd=False) as source:
+        source.seek(0)
+        for number, page in enumerate(pdf_pages(source)):
+            out.write(("\n\n" if number else "") + page.replace("\x00", ""))
+
+
 def _json_lines(fd: int, out: _Output, filename: str) -> None:
     """JSON lines a line at a time (the one text format the child streams): the same text
     `parse_document` gives, without the whole file in memory."""
@@ -130,15 +141,15 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     memory = int(job["memory_bytes"])
     limit_self(memory, int(job["cpu_s"]), int(job["output_bytes"]))
     try:
+        source = int(job["input_fd"])
         out = _Output(int(job["output_fd"]), int(job["output_bytes"]), filename)
-        if is_json_lines(filename):
-            _json_lines(int(job["input_fd"]), out, filename)
-        else:
+        if is_pdf(filename, os.pread(source, 5, 0)):
             configure_pypdf(memory)
-            data = _read(int(job["input_fd"]))
-            text = parse_document(filename, data)
-            del data
-            out.write(text)
+            _pdf(source, out)
+        elif is_json_lines(filename):
+            _json_lines(source, out, filename)
+        else:
+            out.write(parse_document(filename, _read(source)))
         out.close()
     except UnparsableFile as exc:
         return {"code": exc.code, "message": exc.message}

@@ -13,9 +13,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Iterator
 from enum import Enum
 from html.parser import HTMLParser
 from pathlib import PurePosixPath
+from typing import IO
 
 # Decoded as text whatever the extension says; anything else is sniffed.
 _TEXT_WORDS = """
@@ -162,7 +164,7 @@ def no_text(filename: str) -> UnparsableFile:
 
 def parse_document(filename: str, data: bytes) -> str:
     suffix = _suffix(filename)
-    if suffix == ".pdf" or data[:5] == b"%PDF-":
+    if is_pdf(filename, data):
         text = _pdf(data)
     elif suffix in _HTML:
         text = _html(_decode(data, filename))
@@ -251,17 +253,29 @@ def _json(raw: str, suffix: str) -> str:
         raise UnparsableFile("invalid_file", f"invalid JSON: {exc}") from exc
 
 
-def _pdf(data: bytes) -> str:
+def is_pdf(filename: str, head: bytes) -> bool:
+    return _suffix(filename) == ".pdf" or head[:5] == b"%PDF-"
+
+
+def pdf_pages(source: IO[bytes]) -> Iterator[str]:
+    """A PDF's text a page at a time (stripped, blank pages left out), read from `source`
+    as pypdf needs it rather than whole."""
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
+        reader = PdfReader(source, strict=False)
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnparsableFile("invalid_file", "the PDF is encrypted.")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        for page in reader.pages:
+            text = (page.extract_text() or "").strip()
+            if text:
+                yield text
     except UnparsableFile:
         raise
     except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
         raise UnparsableFile("invalid_file", f"could not read the PDF: {exc}") from exc
-    return "\n\n".join(page.strip() for page in pages if page.strip())
+
+
+def _pdf(data: bytes) -> str:
+    return "\n\n".join(pdf_pages(io.BytesIO(data)))

@@ -15,7 +15,7 @@ from gateway.rag.parsing import MAX_SPACE_RUN, TextCleaner, UnparsableFile, pars
 from gateway.rag.sandbox import ParseLimits, parse_in_child
 from gateway.rag.spool import spool_file
 from gateway.rag.text_source import document_text
-from tests.rag.pdfs import BROKEN_PDF, text_pdf
+from tests.rag.pdfs import BROKEN_PDF, pages_pdf, text_pdf
 
 LIMITS = ParseLimits(timeout_s=20, memory_bytes=512 << 20)
 
@@ -40,6 +40,7 @@ SAME_AS_PARSE_DOCUMENT = [
     ("data.json", json.dumps({"k": ["v" * 10] * 500}).encode()),
     ("rows.jsonl", b'{"a": 1}\n\n{"b": "two"}\n' * 300),
     ("doc.pdf", text_pdf("Solar panels face south")),
+    ("pages.pdf", pages_pdf(["First page", " ", "Third page", "Fourth"] * 50)),
     ("nul.txt", b"a\x00b c\x00" * 100000),
     # A multi-byte character split across the 1 MiB blocks the spool is read in.
     ("edge.txt", b"x" * ((1 << 20) - 1) + "é and more".encode()),

@@ -24,6 +24,7 @@ from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.metrics import Metrics
+from gateway.rag.resources import open_retrieval
 from gateway.rag.worker import IngestWorker
 from gateway.services import Services
 from gateway.upstream.client import create_session
@@ -60,6 +61,9 @@ async def main(files: int, size: int, concurrency: int) -> None:
     upstream.healthy = True
     services = Services(settings, Metrics(), session, registry, None, None)  # type: ignore[arg-type]
     services.db = create_engine(url, pool_size=4)
+    services.rag = open_retrieval(
+        settings.model_copy(update={"ingest_concurrency": concurrency}), services.metrics
+    )
     rng = random.Random(3)
     try:
         async with services.db.begin() as conn:
@@ -117,6 +121,7 @@ async def main(files: int, size: int, concurrency: int) -> None:
         )
     finally:
         await services.db.dispose()
+        await services.rag.close()
         await session.close()
         await embedder.stop()
         server.cleanup()

@@ -31,6 +31,7 @@ from gateway.logs import access_log
 from gateway.metrics import Metrics
 from gateway.ops.engines import router as engines_router
 from gateway.ops.routes import router as ops_router
+from gateway.rag.resources import open_retrieval
 from gateway.rag.routes import router as rag_router
 from gateway.rag.worker import start_worker
 from gateway.services import Services
@@ -168,6 +169,8 @@ async def _start_storage(services: Services, stack: AsyncExitStack) -> None:
     stack.push_async_callback(engine.dispose)
     services.db = engine
     services.sessions = session_factory(engine)
+    services.rag = open_retrieval(settings, services.metrics)
+    stack.push_async_callback(services.rag.close)
     services.keys = Authenticator(settings, engine, services.metrics)
     await services.keys.start()
     stack.push_async_callback(services.keys.stop)

@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     ingest_poll_s: float = Field(1.0, gt=0)
     ingest_max_attempts: int = Field(5, ge=1)
     embedding_batch_size: int = Field(64, ge=1)
+    # Uploads are spooled to local disk while the client sends (no database connection is
+    # held meanwhile), so these bound the spool: at most max_uploads x max_upload_bytes.
+    max_uploads_per_key: int = Field(8, ge=1)  # the SDKs upload 5 at a time
+    max_uploads: int = Field(32, ge=1)
+    spool_dir: str | None = None  # None: the system's temporary directory (TMPDIR)
+    # Retrieval's own connections, apart from the pool keys, usage and /readyz use.
+    rag_db_pool_size: int = Field(6, ge=2)
+    max_chunks_per_file: int = Field(50_000, ge=1)
+    # PDF, HTML and JSON are parsed in a child process within these limits.
+    parse_timeout_s: float = Field(120.0, gt=0)
+    parse_memory_mb: int = Field(1024, ge=128)
 
     usage_flush_interval_s: float = Field(1.0, gt=0)
     usage_batch_size: int = Field(1000, ge=1)

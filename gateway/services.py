@@ -19,6 +19,7 @@ from gateway.usage.unrecorded import Unrecorded
 if TYPE_CHECKING:
     from gateway.keys.auth import Authenticator
     from gateway.limits import Limiter
+    from gateway.rag.resources import Retrieval
     from gateway.usage import QuotaChecker, UsageWriter
 
 
@@ -40,3 +41,5 @@ class Services:
     common_terms: CommonTerms = field(default_factory=CommonTerms)  # for search
     # Proxied requests not yet metered: the lifespan lets them finish before the last flush.
     unrecorded: Unrecorded = field(default_factory=Unrecorded)
+    # Retrieval's own pools and upload slots; present with the database.
+    rag: Retrieval | None = None

@@ -8,7 +8,7 @@ in-process or Redis limiter (one round trip).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gateway.api.cost import Cost, completion_reservation, request_cost
 from gateway.errors import PermissionDenied
@@ -101,6 +101,22 @@ async def admit(
             key, os.urandom(16).hex(), granted.prompt_estimate + granted.completion_reserved
         )
         granted.headers = ratelimit_headers(granted.admission)
+
+
+async def admit_internal(
+    services: Services, key: KeyRecord | None, input_bytes: int, *, within_request: bool = False
+) -> Pass:
+    """Admission for an engine call the gateway makes on `key`'s behalf (embedding a
+    search query, a document, file_search's query): the key's quota and limits as for a
+    proxied request of `input_bytes` with nothing to generate. `within_request`: the call
+    is part of a client request that already holds its request and in-flight slot (chat
+    with file_search), so only its tokens count. Settle it with `settle` as usual."""
+    granted = Pass(key=key)
+    if key is not None and within_request:
+        granted.key = replace(key, rpm=None, max_parallel=None)
+    await admit(services, granted, input_bytes, 0)  # nothing to generate
+    granted.key = key
+    return granted
 
 
 def cost(granted: Pass, result: RelayResult) -> Cost:

@@ -26,6 +26,7 @@ from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error, sse_error_event
 from gateway.rag import chat as rag_chat
 from gateway.rag.citations import CitationRewriter
+from gateway.rag.metering import Payer
 from gateway.rag.responses_output import ResponsesRewriter
 from gateway.rag.responses_request import chat_request
 from gateway.services import Services
@@ -197,8 +198,10 @@ class ProxyRoute:
         )
         if file_search is not None:
             chat = turn.chat if turn else checked.body
+            # The query's embedding is metered as its own event on this request's route.
+            payer = Payer(granted.key, self.path, ctx.request_id, within_request=True)
             grounding = await rag_chat.augment(
-                services, granted.key, file_search, chat, checked.max_tokens, request, candidates
+                services, payer, file_search, chat, checked.max_tokens, request, candidates
             )
             if turn is not None:
                 request.rewrite = ResponsesRewriter(

@@ -12,7 +12,15 @@ from gateway.db.url import sqlalchemy_url
 SESSION_OPTIONS = "-c hnsw.iterative_scan=relaxed_order"
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
+def create_engine(
+    url: str,
+    pool_size: int = 10,
+    *,
+    max_overflow: int | None = None,
+    pool_timeout: float = 30.0,
+) -> AsyncEngine:
+    """`max_overflow` defaults to `pool_size` (bursts may double the pool); a pool that
+    must stay a hard bound (retrieval's, gateway.rag.resources) passes 0."""
     parsed = sqlalchemy_url(url)
     given = parsed.query.get("options", ())  # the URL's own `?options=`, kept
     options = " ".join([*([given] if isinstance(given, str) else given), SESSION_OPTIONS])
@@ -20,7 +28,8 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
         parsed.difference_update_query(["options"]),
         connect_args={"options": options},
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,  # a restarted Postgres must not cost the next request an error
         pool_recycle=1800,
     )

@@ -194,6 +194,9 @@ class VectorStoreFile(Base):
     max_chunk_tokens: Mapped[int] = mapped_column(Integer, default=800)
     chunk_overlap_tokens: Mapped[int] = mapped_column(Integer, default=400)
     usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The key that attached the file: its limits and usage pay for the embedding (NULL for
+    # files attached before keys were recorded here; those are not metered).
+    key_id: Mapped[str | None] = mapped_column(String(40))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     leased_by: Mapped[str | None] = mapped_column(String(64))
@@ -236,3 +239,28 @@ class Chunk(Base):
     tsv: Mapped[Any] = mapped_column(
         TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
     )
+
+
+class ChunkStaging(Base):
+    """Chunks one run of an ingestion job has embedded so far. The run that completes the
+    file moves its rows into `chunks` in the same transaction that marks the file
+    completed, so search never sees half a file or a mix of two runs. Unlogged (the rows
+    can be made again); a run counts its rows before moving them."""
+
+    __tablename__ = "chunk_staging"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["vector_store_id", "file_id"],
+            ["vector_store_files.vector_store_id", "vector_store_files.file_id"],
+            ondelete="CASCADE",
+        ),
+        {"prefixes": ["UNLOGGED"]},
+    )
+
+    vector_store_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run: Mapped[str] = mapped_column(String(32), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    dims: Mapped[int] = mapped_column(Integer)
+    embedding: Mapped[Any] = mapped_column(HalfVec())

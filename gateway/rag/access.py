@@ -6,15 +6,18 @@ get 404s and never see it listed. The admin key (owner None) reaches every owner
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.api.guard import authenticate
 from gateway.errors import DatabaseUnavailable
 from gateway.http.context import CONTEXT_KEY
 from gateway.keys.record import KeyRecord
+from gateway.rag.resources import Retrieval
 from gateway.services import Services
 
 NEEDS_DATABASE = (
@@ -32,6 +35,8 @@ class NeedsDatabase(DatabaseUnavailable):
 class Caller:
     owner: str | None  # stored on what this caller creates
     sees_all: bool
+    # The key itself: its limits and usage pay for the embedding of files it attaches.
+    key_id: str | None = None
 
     def condition(self, column: str, params: dict[str, Any]) -> str:
         """SQL restricting `column` (an owner column) to what this caller may see."""
@@ -42,9 +47,10 @@ class Caller:
 
 
 def caller_for(key: KeyRecord | None) -> Caller:
+    key_id = key.id if key is not None else None
     if key is None or key.owner is None:
-        return Caller(owner=None, sees_all=True)
-    return Caller(owner=key.owner, sees_all=False)
+        return Caller(owner=None, sees_all=True, key_id=key_id)
+    return Caller(owner=key.owner, sees_all=False, key_id=key_id)
 
 
 def services_of(request: Request) -> Services:
@@ -52,6 +58,23 @@ def services_of(request: Request) -> Services:
     if services.db is None:
         raise NeedsDatabase(NEEDS_DATABASE)
     return services
+
+
+def rag_of(services: Services) -> Retrieval:
+    if services.rag is None:
+        raise NeedsDatabase(NEEDS_DATABASE)
+    return services.rag
+
+
+def rag_db(request: Request) -> AsyncEngine:
+    """The retrieval routes' own pool (gateway.rag.resources)."""
+    return rag_of(services_of(request)).db
+
+
+def request_id(request: Request) -> str:
+    """The request's id (x-request-id), for the usage events of what it causes."""
+    context = request.scope.get(CONTEXT_KEY)
+    return context.request_id if context is not None else uuid.uuid4().hex
 
 
 async def caller(request: Request) -> Caller:

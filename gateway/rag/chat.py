@@ -16,7 +16,6 @@ import orjson
 
 from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest
 from gateway.http.asgi import RawHeaders
-from gateway.keys.record import KeyRecord
 from gateway.rag.access import NEEDS_DATABASE, NeedsDatabase
 from gateway.rag.citations import Source
 from gateway.rag.context import (
@@ -31,6 +30,7 @@ from gateway.rag.context import (
     source_block,
     split_conversation,
 )
+from gateway.rag.metering import Payer
 from gateway.rag.search import SearchHit, search_stores
 from gateway.rag.tokens import count_chat_tokens
 from gateway.services import Services
@@ -141,14 +141,15 @@ class Grounding:
 
 async def augment(
     services: Services,
-    key: KeyRecord | None,
+    payer: Payer,
     tool: FileSearch,
     body: dict[str, Any],
     max_tokens: int | None,
     request: RelayRequest,
     candidates: Sequence[Upstream],
 ) -> Grounding:
-    """Retrieve and fit; rewrite `request`'s body and headers. The caller cites the sources
+    """Retrieve and fit; rewrite `request`'s body and headers. The query's embedding is
+    admitted and metered for `payer` (within its request). The caller cites the sources
     in the answer (`CitationRewriter` for chat)."""
     if services.db is None:  # the same answer as the Files and Vector Stores routes give
         raise NeedsDatabase(NEEDS_DATABASE, param=f"tools[{tool.position}]")
@@ -157,7 +158,7 @@ async def augment(
     try:
         hits = await search_stores(
             services,
-            key,
+            payer,
             tool.vector_store_ids,
             query,
             max_results=tool.max_num_results,

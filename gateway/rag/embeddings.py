@@ -1,13 +1,15 @@
 """Embedding and token counting through the engines that serve `GATEWAY_EMBEDDING_MODEL`.
 
-The same engines and balancing as the proxy (registry + balancer), called directly: the
-gateway is its own client here, so no key, limit or usage event applies.
+The same engines and balancing as the proxy (registry + balancer), called directly.
+Admission and metering against the key that caused a call are gateway.rag.metering's:
+every embedding goes through it.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -28,12 +30,25 @@ class EmbeddingFailed(GatewayError):
     status = 502
     type = "server_error"
     code = "embedding_failed"
+    engine_status: int | None = None  # what the engine answered, when it answered
 
 
 class NoEmbeddingModel(GatewayError):
     status = 503
     type = "server_error"
     code = "embedding_model_not_configured"
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    vectors: list[list[float]]
+    prompt_tokens: int | None  # as the engine reports them
+    upstream: str
+
+
+def embedding_model(services: Services) -> str:
+    """The configured embedding model, as requested (an alias or a served id)."""
+    return _model(services)
 
 
 def _model(services: Services) -> str:
@@ -69,10 +84,12 @@ def max_input_tokens(services: Services) -> int | None:
     return None
 
 
-async def _post(services: Services, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+async def _post(
+    services: Services, path: str, body: dict[str, Any], request_id: str | None = None
+) -> tuple[int, Any, str]:
     served, upstream = _pick(services)
     body = {**body, "model": served}
-    headers = upstream_headers(services.settings, "rag-" + uuid.uuid4().hex[:16])
+    headers = upstream_headers(services.settings, request_id or "rag-" + uuid.uuid4().hex[:16])
     upstream.in_flight += 1
     try:
         async with services.session.post(
@@ -90,35 +107,38 @@ async def _post(services: Services, path: str, body: dict[str, Any]) -> tuple[in
         payload = orjson.loads(raw) if raw else None
     except orjson.JSONDecodeError:
         payload = None
-    return status, payload
+    return status, payload, upstream.url
 
 
-async def embed(services: Services, texts: list[str]) -> list[list[float]]:
-    """One vector per text, in order."""
+async def embed(services: Services, texts: list[str], request_id: str | None = None) -> Embedded:
+    """One vector per text, in order. Unmetered: callers go through gateway.rag.metering."""
     if not texts:
-        return []
+        return Embedded([], 0, "")
     body: dict[str, Any] = {"input": texts, "encoding_format": "float"}
     limit = max_input_tokens(services)
     if limit is not None:
         # vLLM-only field: truncate rather than refuse a chunk the estimate let run long.
         body["truncate_prompt_tokens"] = limit
-    status, payload = await _post(services, "/v1/embeddings", body)
+    status, payload, upstream = await _post(services, "/v1/embeddings", body, request_id)
     if status != 200 or not isinstance(payload, dict):
         error = EmbeddingFailed(f"The embedding engine answered {status}: {_message(payload)}")
         error.retryable = status >= 500 or status in (408, 429)
+        error.engine_status = status
         raise error
     data = sorted(payload.get("data") or [], key=lambda item: item.get("index", 0))
     vectors = [item.get("embedding") for item in data]
     if len(vectors) != len(texts) or not all(isinstance(v, list) and v for v in vectors):
         raise EmbeddingFailed("The embedding engine returned a malformed answer.")
-    return vectors
+    usage = payload.get("usage")
+    tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    return Embedded(vectors, tokens if isinstance(tokens, int) else None, upstream)
 
 
 async def count_tokens(services: Services, text: str) -> int | None:
     """Tokens in `text` by the embedding model's own tokenizer (vLLM's `/tokenize`), or
     None where the engine has no such route."""
     try:
-        status, payload = await _post(services, "/tokenize", {"prompt": text})
+        status, payload, _ = await _post(services, "/tokenize", {"prompt": text})
     except GatewayError:
         return None
     if status != 200 or not isinstance(payload, dict):

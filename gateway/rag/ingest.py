@@ -1,44 +1,116 @@
-"""One ingestion job: parse, chunk, embed in batches, store. Failures that retrying cannot
-fix end the file `failed` with `last_error`; transient ones raise `Retry`."""
+"""One ingestion job, in memory that does not grow with the file.
+
+The file is copied from Postgres to a spool file a part at a time; its text streams
+(gateway.rag.text_source: decoded as it goes, or parsed in the sandbox first) through
+the chunker; chunks are embedded and staged a batch at a time (gateway.rag.ingest_run),
+and moved into place in the transaction that completes the file (gateway.rag.jobs).
+
+The embedding is admitted and metered for the key that attached the file
+(gateway.rag.metering). A rate-limited job waits and tries again; one whose key is out
+of quota, revoked, expired, deleted or not allowed the embedding model ends `failed`
+with a `last_error` that says so. So do other failures that retrying cannot fix;
+transient ones raise `Retry`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
+import contextlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from gateway.errors import GatewayError, NotFound, UpstreamUnavailable
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import GatewayError, NotFound, PermissionDenied, UpstreamUnavailable
+from gateway.keys.auth import ADMIN
+from gateway.keys.record import KeyRecord
+from gateway.keys.store import KeyStore, to_record
+from gateway.limits import RequestTooLarge
 from gateway.rag import jobs
-from gateway.rag.chunking import chunk_text, estimate_tokens
-from gateway.rag.embeddings import EmbeddingFailed, count_tokens, embed, max_input_tokens
+from gateway.rag.access import rag_of
+from gateway.rag.embeddings import EmbeddingFailed
+from gateway.rag.file_store import spool_stored
 from gateway.rag.index import ensure_index
-from gateway.rag.parsing import UnparsableFile, parse_document
+from gateway.rag.ingest_run import ChunkOverLimit, MixedDimensions, Run, Stopped, TooManyChunks
+from gateway.rag.metering import INGEST_ROUTE, Payer, check_embedding_access
+from gateway.rag.parsing import UnparsableFile, no_text
+from gateway.rag.spool import SpoolUnavailable, spool_file
 from gateway.services import Services
+from gateway.usage.quota import QuotaExceeded
 
-log = logging.getLogger("gateway.rag")
-
-# Calibrating the token estimate on a sample is enough: documents are fairly uniform.
-_CALIBRATION_CHARS = 20_000
-# Room for the special tokens the model adds, and for the estimate running a little long.
-_LIMIT_SHARE = 0.9
+__all__ = ["Retry", "Stopped", "ingest"]
 
 
 class Retry(Exception):
     """A transient failure (engine down or loading, database hiccup): try again later."""
 
 
-class Stopped(Exception):
-    """The job is no longer ours (cancelled, detached, deleted)."""
+class JobFailed(Exception):
+    """The file cannot be ingested as things are: it ends `failed` with this error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
-async def calibration(services: Services, text: str) -> float:
-    """Real tokens / estimated tokens on a sample, by the embedding model's tokenizer."""
-    sample = text[:_CALIBRATION_CHARS]
-    real = await count_tokens(services, sample)
-    estimate = estimate_tokens(sample)
-    if not real or estimate <= 0:
-        return 1.0
-    return real / estimate
+async def job_key(db: AsyncEngine, job: jobs.Job) -> KeyRecord | None:
+    """The key that attached the file, as it is now; None for files attached before keys
+    were recorded (not metered). JobFailed if it can no longer pay."""
+    if job.key_id is None:
+        return None
+    if job.key_id == ADMIN.id:
+        return ADMIN
+    row = await KeyStore(db).get(job.key_id)
+    record = to_record(row) if row is not None else None
+    if record is None or not record.usable_at(datetime.now(UTC)):
+        state = "was deleted" if record is None else "has been revoked or has expired"
+        raise JobFailed(
+            "invalid_api_key",
+            f"The API key that attached this file ({job.key_id}) {state}; its embedding is "
+            "metered against that key. Attach the file again with a valid key.",
+        )
+    return record
+
+
+async def _payer(services: Services, db: AsyncEngine, job: jobs.Job) -> Payer:
+    key = await job_key(db, job)
+    try:
+        check_embedding_access(services, key)
+    except PermissionDenied as exc:
+        raise JobFailed(
+            "model_not_allowed", f"The API key that attached this file ({job.key_id}): {exc}"
+        ) from None
+    return Payer(key, INGEST_ROUTE, f"ingest-{job.file_id}")
+
+
+def _job_failure(exc: Exception, services: Services, job: jobs.Job) -> JobFailed:
+    """What to put in `last_error` for a failure no retry can mend."""
+    settings = services.settings
+    if isinstance(exc, TooManyChunks):
+        return JobFailed(
+            "max_chunks_per_file_exceeded",
+            f"The file has more than {settings.max_chunks_per_file} chunks, the most one file "
+            "may have (GATEWAY_MAX_CHUNKS_PER_FILE). Raise that setting, or attach the file "
+            "with larger chunks (chunking_strategy.static.max_chunk_size_tokens).",
+        )
+    if isinstance(exc, QuotaExceeded):
+        return JobFailed(
+            "insufficient_quota",
+            f"The API key that attached this file ({job.key_id}) ran out of its token "
+            f"quota while embedding it: {exc.message} Attach the file again once the quota "
+            "resets or is raised.",
+        )
+    if isinstance(exc, (RequestTooLarge, ChunkOverLimit)):
+        return JobFailed(
+            "rate_limit_exceeded",
+            f"One chunk of this file needs more tokens than the tpm limit of the API key "
+            f"that attached it ({job.key_id}) allows at once. Raise the key's tpm, or "
+            "attach the file with smaller chunks.",
+        )
+    if isinstance(exc, MixedDimensions):
+        return JobFailed("server_error", "The engine returned mixed dimensions.")
+    assert isinstance(exc, GatewayError)
+    return JobFailed("server_error", exc.message)
 
 
 async def ingest(
@@ -49,55 +121,42 @@ async def ingest(
     still_ours: Callable[[], bool] = lambda: True,
 ) -> int:
     """Process `job`; the number of chunks stored. Raises Retry or Stopped."""
-    db = services.db
-    assert db is not None
-    loaded = await jobs.load_file(db, job.file_id)
-    if loaded is None:
+    db = rag_of(services).jobs
+    filename = await jobs.file_name(db, job.file_id)
+    if filename is None:
         raise Stopped
-    filename, data = loaded
+    run: Run | None = None
+    done = False
     try:
-        text = await asyncio.to_thread(parse_document, filename, data)
-    except UnparsableFile as exc:
+        run = Run(services, db, job, await _payer(services, db, job), still_ours)
+        await jobs.drop_staged(db, job)  # whatever an interrupted run left
+        with spool_file(services.settings.spool_dir, "gateway-ingest-") as source:
+            await spool_stored(db, job.file_id, source)
+            await run.embed_and_stage(filename, source)
+        if run.count == 0:
+            raise no_text(filename)
+        assert run.dims is not None
+        await ensure_index(db, run.dims, known_dims)
+        staged = run.count - len(run.tail[0])
+        if not await jobs.complete(db, job, me, run.id, run.usage, staged, run.tail):
+            raise Stopped
+        done = True
+        return run.count
+    except (UnparsableFile, JobFailed) as exc:
         await jobs.fail(db, job, me, exc.code, exc.message)
-        return 0
-    del data
-    try:
-        limit = max_input_tokens(services)
-        strategy = job.strategy.capped(int(limit * _LIMIT_SHARE) if limit else None)
-        scale = await calibration(services, text)
-        chunks = await asyncio.to_thread(chunk_text, text, strategy, scale)
-        texts = [chunk.text for chunk in chunks]
-        vectors = await _embed_all(services, texts, still_ours)
-    except (UpstreamUnavailable, NotFound) as exc:
-        raise Retry(exc.message) from exc
+    except (UpstreamUnavailable, NotFound, SpoolUnavailable, jobs.StagingLost) as exc:
+        raise Retry(str(exc)) from exc
     except EmbeddingFailed as exc:
         if exc.retryable:
             raise Retry(exc.message) from exc
         await jobs.fail(db, job, me, "server_error", exc.message)
-        return 0
-    except GatewayError as exc:
-        await jobs.fail(db, job, me, "server_error", exc.message)
-        return 0
-    if not texts:
-        await jobs.fail(db, job, me, "invalid_file", f"{filename}: the file contains no text.")
-        return 0
-    dims = {len(v) for v in vectors}
-    if len(dims) != 1:
-        await jobs.fail(db, job, me, "server_error", "The engine returned mixed dimensions.")
-        return 0
-    await ensure_index(db, dims.pop(), known_dims)
-    if not await jobs.complete(db, job, me, texts, vectors):
-        raise Stopped
-    return len(texts)
-
-
-async def _embed_all(
-    services: Services, texts: list[str], still_ours: Callable[[], bool]
-) -> list[list[float]]:
-    size = services.settings.embedding_batch_size
-    vectors: list[list[float]] = []
-    for start in range(0, len(texts), size):
-        if not still_ours():
-            raise Stopped
-        vectors.extend(await embed(services, texts[start : start + size]))
-    return vectors
+    except (GatewayError, TooManyChunks, ChunkOverLimit, MixedDimensions) as exc:
+        failure = _job_failure(exc, services, job)
+        await jobs.fail(db, job, me, failure.code, failure.message)
+    finally:
+        if run is not None and not done:
+            # Only this run's rows: if the job went to another worker meanwhile, its run's
+            # rows are not ours to drop. Best effort: the worker's sweep does the rest.
+            with contextlib.suppress(Exception):
+                await jobs.drop_staged(db, job, run.id)
+    return 0

@@ -11,6 +11,7 @@ run side by side.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import NotFound
-from gateway.keys.record import KeyRecord
-from gateway.rag.access import NEEDS_DATABASE, Caller, NeedsDatabase, caller_for
-from gateway.rag.embeddings import embed
+from gateway.rag.access import Caller, caller_for, rag_of
 from gateway.rag.filters import compile_filter
 from gateway.rag.fusion import rrf, text_query
 from gateway.rag.jobs import vector_literal
+from gateway.rag.metering import Payer, embed_for
 from gateway.rag.ranking import Chunk, text_ranking, vector_ranking
 from gateway.services import Services
 
@@ -44,7 +44,7 @@ class SearchHit:
 
 async def search_stores(
     services: Services,
-    key: KeyRecord | None,
+    payer: Payer,
     store_ids: list[str],
     query: str,
     *,
@@ -53,18 +53,18 @@ async def search_stores(
     score_threshold: float | None = None,
 ) -> list[SearchHit]:
     """The best chunks across `store_ids` for `query`, best first; NotFound for a store the
-    key cannot see (or that does not exist); InvalidRequest for a malformed filter."""
-    db = services.db
-    if db is None:
-        raise NeedsDatabase(NEEDS_DATABASE)
+    payer's key cannot see (or that does not exist); InvalidRequest for a malformed
+    filter. The query's embedding is admitted and metered for the payer."""
+    rag = rag_of(services)
+    db = rag.db
     condition, params = compile_filter(filters)
     ids = list(dict.fromkeys(store_ids))
     if not ids:
         return []
     # Embedding, ownership check and common words overlap; all must succeed.
     vectors, _, common = await asyncio.gather(
-        embed(services, [query]),
-        _check_stores(db, caller_for(key), ids),
+        embed_for(services, payer, [query]),
+        _check_stores(db, caller_for(payer.key), ids),
         services.common_terms.get(db),
     )
     return await search_vectors(
@@ -77,6 +77,7 @@ async def search_stores(
         params=params,
         score_threshold=score_threshold,
         common=common,
+        pairs=rag.pairs,
     )
 
 
@@ -114,14 +115,19 @@ async def search_vectors(
     params: dict[str, Any] | None = None,
     score_threshold: float | None = None,
     common: Sequence[str] = (),
+    pairs: asyncio.Lock | None = None,
 ) -> list[SearchHit]:
     """Search with a ready query vector (what `search_stores` does after embedding);
-    `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms)."""
+    `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms);
+    `pairs` serialises taking the two connections (see gateway.rag.resources)."""
     bound = {**(params or {}), "stores": store_ids, "n": _candidates(max_results)}
     words = text_query(query)
     # Autocommit: a lone read needs no BEGIN and ROLLBACK round trips around it.
     reads = db.execution_options(isolation_level="AUTOCOMMIT")
-    async with reads.connect() as vconn, reads.connect() as tconn:
+    async with contextlib.AsyncExitStack() as held:
+        async with pairs or contextlib.nullcontext():
+            vconn = await held.enter_async_context(reads.connect())
+            tconn = await held.enter_async_context(reads.connect())
         by_vector = vector_ranking(vconn, vector_literal(vector), len(vector), condition, bound)
         if words is None:
             rankings = [await by_vector]

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.rag import views
-from gateway.rag.access import Caller, Who, services_of
+from gateway.rag.access import Caller, Who, rag_db
 from gateway.rag.body import json_body
 from gateway.rag.chunking import parse_strategy
 from gateway.rag.listing import list_rows
@@ -39,8 +39,7 @@ def _polled(view: dict[str, Any], busy: bool) -> JSONResponse:
 
 @router.post("/files")
 async def create_store_file(store_id: str, request: Request, who: Who) -> JSONResponse:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     body = await json_body(request)
     file_id = body.get("file_id")
     if not isinstance(file_id, str) or not file_id:
@@ -50,7 +49,7 @@ async def create_store_file(store_id: str, request: Request, who: Who) -> JSONRe
         views.attributes(body.get("attributes")),
         parse_strategy(body.get("chunking_strategy")),
     )
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         await check_store(conn, who, store_id)
         await attach(conn, who, store_id, [item])
         row = await visible_store_file(conn, who, store_id, file_id)
@@ -62,9 +61,8 @@ async def create_store_file(store_id: str, request: Request, who: Who) -> JSONRe
 async def retrieve_store_file(
     store_id: str, file_id: str, request: Request, who: Who
 ) -> JSONResponse:
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.connect() as conn:
+    db = rag_db(request)
+    async with db.connect() as conn:
         row = await visible_store_file(conn, who, store_id, file_id)
     return _polled(views.vector_store_file_view(row), row["status"] == "in_progress")
 
@@ -74,14 +72,13 @@ async def update_store_file(
     store_id: str, file_id: str, request: Request, who: Who
 ) -> dict[str, Any]:
     """New attributes apply to the file's chunks at once (filters read them there)."""
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     body = await json_body(request)
     if "attributes" not in body:
         raise InvalidRequest("attributes is required.", param="attributes")
     attributes = views.attributes(body["attributes"])
     params = {"store": store_id, "file": file_id, "attributes": attributes}
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         await visible_store_file(conn, who, store_id, file_id)
         for table in ("vector_store_files", "chunks"):
             statement = text(
@@ -103,9 +100,8 @@ async def delete_store_file(
     store_id: str, file_id: str, request: Request, who: Who
 ) -> dict[str, Any]:
     """Detach the file (its chunks go with it); the file itself stays."""
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.begin() as conn:
+    db = rag_db(request)
+    async with db.begin() as conn:
         await visible_store_file(conn, who, store_id, file_id)
         await conn.execute(
             text("DELETE FROM vector_store_files WHERE vector_store_id = :s AND file_id = :f"),
@@ -119,9 +115,8 @@ async def store_file_content(
     store_id: str, file_id: str, request: Request, who: Who
 ) -> dict[str, Any]:
     """The parsed text, chunk by chunk (chunks overlap as the chunking strategy says)."""
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.connect() as conn:
+    db = rag_db(request)
+    async with db.connect() as conn:
         await visible_store_file(conn, who, store_id, file_id)
         texts = (
             await conn.execute(
@@ -146,12 +141,11 @@ async def store_file_content(
 
 @router.post("/file_batches")
 async def create_batch(store_id: str, request: Request, who: Who) -> JSONResponse:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     body = await json_body(request)
     items = _batch_items(body)
     batch_id = views.new_id("vsfb_")
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         await check_store(conn, who, store_id)
         await conn.execute(
             text(
@@ -205,9 +199,8 @@ async def _batch(conn: Any, store_id: str, batch_id: str) -> dict[str, Any]:
 
 @router.get("/file_batches/{batch_id}")
 async def retrieve_batch(store_id: str, batch_id: str, request: Request, who: Who) -> JSONResponse:
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.connect() as conn:
+    db = rag_db(request)
+    async with db.connect() as conn:
         await check_store(conn, who, store_id)
         view = await _batch(conn, store_id, batch_id)
     return _polled(view, view["status"] == "in_progress")
@@ -216,9 +209,8 @@ async def retrieve_batch(store_id: str, batch_id: str, request: Request, who: Wh
 @router.post("/file_batches/{batch_id}/cancel")
 async def cancel_batch(store_id: str, batch_id: str, request: Request, who: Who) -> dict[str, Any]:
     """Files not yet ingested become `cancelled`; a worker busy with one drops its work."""
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.begin() as conn:
+    db = rag_db(request)
+    async with db.begin() as conn:
         await check_store(conn, who, store_id)
         await _batch(conn, store_id, batch_id)
         await conn.execute(
@@ -245,8 +237,7 @@ async def list_batch_files(
 async def _list_files(
     store_id: str, batch_id: str | None, request: Request, who: Caller
 ) -> dict[str, Any]:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     page = page_request(request.query_params)
     params: dict[str, Any] = {"store": store_id}
     where = f"f.vector_store_id = :store AND {who.condition('s.owner', params)}"
@@ -263,7 +254,7 @@ async def _list_files(
             )
         where += " AND f.status = :status"
         params["status"] = status
-    async with services.db.connect() as conn:
+    async with db.connect() as conn:
         await check_store(conn, who, store_id)
         if batch_id is not None:
             await _batch(conn, store_id, batch_id)

@@ -93,8 +93,9 @@ async def attach(
     items: Sequence[Attachment],
     batch_id: str | None = None,
 ) -> None:
-    """Queue files for ingestion into a store (the caller checked the store). A file
-    already in the store keeps its state; it joins the batch if one is given."""
+    """Queue files for ingestion into a store (the caller checked the store), to be
+    embedded under the caller's key. A file already in the store keeps its state (and the
+    key that attached it); it joins the batch if one is given."""
     if not items:
         return
     params: dict[str, Any] = {"ids": [item.file_id for item in items]}
@@ -106,8 +107,9 @@ async def attach(
     insert = text(
         """
         INSERT INTO vector_store_files (vector_store_id, file_id, batch_id, status, attributes,
-            chunking_type, max_chunk_tokens, chunk_overlap_tokens, usage_bytes, attempts)
-        VALUES (:store, :file, :batch, 'in_progress', :attributes, :type, :max, :overlap, 0, 0)
+            chunking_type, max_chunk_tokens, chunk_overlap_tokens, usage_bytes, attempts, key_id)
+        VALUES (:store, :file, :batch, 'in_progress', :attributes, :type, :max, :overlap, 0, 0,
+            :key_id)
         ON CONFLICT (vector_store_id, file_id) DO UPDATE
             SET batch_id = coalesce(EXCLUDED.batch_id, vector_store_files.batch_id)
         """
@@ -123,6 +125,7 @@ async def attach(
                 "type": item.strategy.type,
                 "max": item.strategy.max_tokens,
                 "overlap": item.strategy.overlap_tokens,
+                "key_id": who.key_id,
             }
             for item in items
         ],

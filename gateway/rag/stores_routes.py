@@ -11,11 +11,13 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.api.guard import authenticate
 from gateway.errors import InvalidRequest
+from gateway.http.context import CONTEXT_KEY
 from gateway.rag import views
-from gateway.rag.access import Who, services_of
+from gateway.rag.access import Who, rag_db, request_id, services_of
 from gateway.rag.body import json_body
 from gateway.rag.chunking import parse_strategy
 from gateway.rag.listing import list_rows
+from gateway.rag.metering import SEARCH_ROUTE, Payer
 from gateway.rag.paging import page_request
 from gateway.rag.search import search_stores
 from gateway.rag.stores_db import STORE_SELECT, Attachment, attach, store_not_found, visible_store
@@ -32,8 +34,7 @@ def _now() -> datetime:
 
 @router.post("")
 async def create_store(request: Request, who: Who) -> dict[str, Any]:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     body = await json_body(request)
     strategy = parse_strategy(body.get("chunking_strategy"))
     file_ids = views.string_list(body.get("file_ids"), "file_ids", max_items=500)
@@ -50,7 +51,7 @@ async def create_store(request: Request, who: Who) -> dict[str, Any]:
         "INSERT INTO vector_stores (id, owner, name, description, metadata, expires_after) "
         "VALUES (:id, :owner, :name, :description, :metadata, :expires_after)"
     ).bindparams(*_JSONB_PARAMS)
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         await conn.execute(insert, values)
         await attach(conn, who, store_id, [Attachment(f, {}, strategy) for f in file_ids])
         row = await visible_store(conn, who, store_id)
@@ -61,12 +62,11 @@ async def create_store(request: Request, who: Who) -> dict[str, Any]:
 
 @router.get("")
 async def list_stores(request: Request, who: Who) -> dict[str, Any]:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     page = page_request(request.query_params)
     params: dict[str, Any] = {}
     where = who.condition("s.owner", params)
-    async with services.db.connect() as conn:
+    async with db.connect() as conn:
         rows, has_more = await list_rows(
             conn,
             select=STORE_SELECT,
@@ -82,16 +82,14 @@ async def list_stores(request: Request, who: Who) -> dict[str, Any]:
 
 @router.get("/{store_id}")
 async def retrieve_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
-    services = services_of(request)
-    assert services.db is not None
-    async with services.db.connect() as conn:
+    db = rag_db(request)
+    async with db.connect() as conn:
         return views.store_view(await visible_store(conn, who, store_id), _now())
 
 
 @router.post("/{store_id}")
 async def update_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     body = await json_body(request)
     sets: list[str] = []
     params: dict[str, Any] = {"id": store_id}
@@ -104,7 +102,7 @@ async def update_store(store_id: str, request: Request, who: Who) -> dict[str, A
     if "expires_after" in body:
         sets.append("expires_after = :expires_after, last_active_at = now()")
         params["expires_after"] = views.expires_after(body["expires_after"])
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         if sets:
             where = who.condition("owner", params)
             sql = f"UPDATE vector_stores SET {', '.join(sets)} WHERE id = :id AND {where}"
@@ -117,11 +115,10 @@ async def update_store(store_id: str, request: Request, who: Who) -> dict[str, A
 @router.delete("/{store_id}")
 async def delete_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
     """The store, its file links and chunks go; the files themselves stay."""
-    services = services_of(request)
-    assert services.db is not None
+    db = rag_db(request)
     params: dict[str, Any] = {"id": store_id}
     where = who.condition("owner", params)
-    async with services.db.begin() as conn:
+    async with db.begin() as conn:
         sql = f"DELETE FROM vector_stores WHERE id = :id AND {where} RETURNING id"
         if (await conn.execute(text(sql), params)).first() is None:
             raise store_not_found(store_id)
@@ -132,6 +129,9 @@ async def delete_store(store_id: str, request: Request, who: Who) -> dict[str, A
 async def search(store_id: str, request: Request) -> dict[str, Any]:
     services = services_of(request)
     key = await authenticate(services, request.scope)
+    context = request.scope.get(CONTEXT_KEY)
+    if context is not None and key is not None:
+        context.key_id = key.id
     body = await json_body(request)
     query = body.get("query")
     queries = [query] if isinstance(query, str) else query
@@ -154,7 +154,7 @@ async def search(store_id: str, request: Request) -> dict[str, Any]:
         )
     hits = await search_stores(
         services,
-        key,
+        Payer(key, SEARCH_ROUTE, request_id(request), answers_client=True),
         [store_id],
         "\n".join(queries),
         max_results=limit,

@@ -15,15 +15,19 @@ import socket
 import uuid
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 
 from gateway.rag import jobs
+from gateway.rag.access import rag_of
 from gateway.rag.ingest import Retry, Stopped, ingest
 from gateway.services import Services
 
 log = logging.getLogger("gateway.rag")
 
 STATE_ATTR = "rag_worker"
+# Staged chunks a crashed run left behind are dropped this often (gateway.rag.jobs).
+_SWEEP_S = 600.0
 
 
 class IngestWorker:
@@ -47,6 +51,13 @@ class IngestWorker:
         self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._swept_at = float("-inf")
+
+    @property
+    def db(self) -> AsyncEngine:
+        """The worker's own pool (gateway.rag.resources): ingestion never waits on, nor
+        takes, the connections requests use."""
+        return rag_of(self.services).jobs
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="rag-ingest")
@@ -61,18 +72,17 @@ class IngestWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        assert self.services.db is not None
         try:
-            await jobs.release(self.services.db, self.id)
+            await jobs.release(self.db, self.id)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("ingest: could not give back jobs at shutdown (%s)", exc)
 
     async def _loop(self) -> None:
-        db = self.services.db
-        assert db is not None
+        db = self.db
         while True:
             self._wakeup.clear()
             try:
+                await self._sweep()
                 while len(self._running) < self.concurrency:
                     job = await jobs.claim(db, self.id, self.lease_s)
                     if job is None:
@@ -85,13 +95,21 @@ class IngestWorker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
 
+    async def _sweep(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._swept_at < _SWEEP_S:
+            return
+        self._swept_at = now
+        dropped = await jobs.sweep_staged(self.db)
+        if dropped:
+            log.info("ingest: dropped %d staged chunks of runs that ended elsewhere", dropped)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._wakeup.set()
 
     async def _run(self, job: jobs.Job) -> None:
-        db = self.services.db
-        assert db is not None
+        db = self.db
         ours = True
 
         async def heartbeat() -> None:

@@ -84,7 +84,9 @@ async def test_non_streamed_answer_cites_the_passages_the_engine_was_given(
     sent = engine.seen.bodies[0]
     assert "tools" not in sent and "tool_choice" not in sent
     assert searches.calls[0]["query"] == "Which port?"
-    assert searches.calls[0]["store_ids"] == ["vs_docs"] and searches.calls[0]["key"] is not None
+    assert searches.calls[0]["store_ids"] == ["vs_docs"]
+    payer = searches.calls[0]["key"]  # the request's key pays for the query's embedding
+    assert payer.key is not None and payer.within_request and payer.route == "/v1/chat/completions"
     system = sent["messages"][0]
     assert system["role"] == "system" and system["content"].startswith("You are terse.\n\n")
     assert "[1] guide.md: The gateway listens on port 8080." in system["content"]

@@ -10,6 +10,7 @@ import pytest
 
 from gateway.errors import NotFound
 from gateway.keys.record import KeyRecord
+from gateway.rag.metering import SEARCH_ROUTE, Payer
 from gateway.rag.search import search_stores
 from tests.conftest import RunningGateway
 from tests.rag.conftest import ADMIN, create_key
@@ -52,7 +53,7 @@ async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk) 
         await bob.vector_stores.file_batches.create(own.id, file_ids=[done.id])
 
     # The search function the chat tool uses applies the same rule.
-    bob_key = KeyRecord(id="k-bob", name="bob", owner="someone-else")
+    bob_key = Payer(KeyRecord(id="k-bob", name="bob", owner="someone-else"), SEARCH_ROUTE, "r")
     with pytest.raises(NotFound):
         await search_stores(rag_gateway.services, bob_key, [store.id], "vault")
     with pytest.raises(NotFound):
@@ -61,7 +62,9 @@ async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk) 
     # The admin sees every owner's.
     assert {s.id async for s in admin.vector_stores.list()} == {store.id, own.id}
     assert (await admin.files.retrieve(done.id)).id == done.id
-    admin_hits = await search_stores(rag_gateway.services, None, [store.id], "vault code")
+    admin_hits = await search_stores(
+        rag_gateway.services, Payer(None, SEARCH_ROUTE, "r"), [store.id], "vault code"
+    )
     assert admin_hits[0].file_id == done.id and admin_hits[0].vector_store_id == store.id
     assert (await admin.vector_stores.delete(store.id)).deleted
 

@@ -1,0 +1,66 @@
+"""Retrieval's own database pools and upload slots, created in the app's lifespan.
+
+Each kind of work has connections no other kind can take:
+
+    services.db      keys, usage, quotas, /readyz, admin     GATEWAY_DB_POOL_SIZE (+ overflow)
+    Retrieval.db     files, vector stores, search, chat      GATEWAY_RAG_DB_POOL_SIZE, no overflow
+                     retrieval, writing finished uploads
+    Retrieval.jobs   the ingestion worker                    2 per concurrent job, + 2
+
+so a burst of uploads, searches or ingestion waits for its own pool (and answers 503
+when that stays full) while key lookups, usage writes and /readyz go on. Uploads hold no
+connection while their client sends (they are spooled to disk, gateway.rag.uploads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config import Settings
+from gateway.db.engine import create_engine
+from gateway.metrics import Metrics
+from gateway.rag.upload_slots import UploadSlots
+
+# A retrieval request that cannot get a connection within this long gets a 503 (the
+# error boundary's answer to a database that does not serve) instead of queueing on.
+POOL_TIMEOUT_S = 10.0
+
+
+@dataclass(slots=True)
+class Retrieval:
+    db: AsyncEngine
+    jobs: AsyncEngine
+    uploads: UploadSlots
+    # A search holds two connections at once (its two rankings run in parallel). Taking
+    # the pair one search at a time means two searches can never each hold one and wait
+    # for the other's.
+    pairs: asyncio.Lock
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        await self.jobs.dispose()
+
+
+def ingest_pool_size(concurrency: int) -> int:
+    """Each job uses one connection for its work and one to renew its lease; the worker
+    claims jobs and creates indexes on two more."""
+    return 2 * concurrency + 2
+
+
+def open_retrieval(settings: Settings, metrics: Metrics) -> Retrieval:
+    assert settings.database_url is not None
+    size = settings.rag_db_pool_size
+    db = create_engine(settings.database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
+    jobs = create_engine(
+        settings.database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0
+    )
+    uploads = UploadSlots(
+        settings.max_uploads_per_key,
+        settings.max_uploads,
+        size // 2,
+        refused=metrics.rate_limited.labels("uploads").inc,
+    )
+    return Retrieval(db, jobs, uploads, asyncio.Lock())

@@ -20,14 +20,16 @@ import time
 
 from sqlalchemy import text
 
+from gateway.admission.guard import Guard
 from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
+from gateway.keys.callers import OpenGateway
 from gateway.metrics import Metrics
 from gateway.rag.resources import open_retrieval
 from gateway.rag.worker import IngestWorker
-from gateway.services import Services
 from gateway.upstream.client import create_session
+from gateway.upstream.engines import Engines
 from gateway.upstream.registry import Registry
 from tests.fakes.embedder import FakeEmbedder
 
@@ -59,14 +61,17 @@ async def main(files: int, size: int, concurrency: int) -> None:
     upstream = registry.upstreams[0]
     registry.set_models(upstream, [{"id": "bench-embed", "max_model_len": 8192}])
     upstream.healthy = True
-    services = Services(settings, Metrics(), session, registry, None, None)  # type: ignore[arg-type]
-    services.db = create_engine(url, pool_size=4)
-    services.rag = open_retrieval(
-        settings.model_copy(update={"ingest_concurrency": concurrency}), services.metrics
+    metrics = Metrics()
+    engines = Engines(session, registry, settings, metrics, lambda upstream, why: None)
+    # Files attached by no key are embedded unmetered: the bench measures ingestion alone.
+    guard = Guard(settings, metrics, OpenGateway())
+    db = create_engine(url, pool_size=4)
+    rag = open_retrieval(
+        url, settings.model_copy(update={"ingest_concurrency": concurrency}), guard, engines
     )
     rng = random.Random(3)
     try:
-        async with services.db.begin() as conn:
+        async with db.begin() as conn:
             await conn.execute(
                 text("INSERT INTO vector_stores (id, name, metadata) VALUES ('vs_b', 'b', '{}')")
             )
@@ -82,9 +87,9 @@ async def main(files: int, size: int, concurrency: int) -> None:
                     text("INSERT INTO file_parts (file_id, part, data) VALUES (:id, 0, :data)"),
                     {"id": f"file-{i}", "data": document(rng, size)},
                 )
-        worker = IngestWorker(services, concurrency=concurrency, poll_s=0.05)
+        worker = IngestWorker(rag, concurrency=concurrency, poll_s=0.05)
         began = time.perf_counter()
-        async with services.db.begin() as conn:
+        async with db.begin() as conn:
             await conn.execute(
                 text(
                     "INSERT INTO vector_store_files (vector_store_id, file_id, status, "
@@ -95,7 +100,7 @@ async def main(files: int, size: int, concurrency: int) -> None:
             )
         worker.start()
         while True:
-            async with services.db.connect() as conn:
+            async with db.connect() as conn:
                 left = (
                     await conn.execute(
                         text("SELECT count(*) FROM vector_store_files WHERE status = 'in_progress'")
@@ -106,7 +111,7 @@ async def main(files: int, size: int, concurrency: int) -> None:
             await asyncio.sleep(0.1)
         took = time.perf_counter() - began
         await worker.stop()
-        async with services.db.connect() as conn:
+        async with db.connect() as conn:
             chunks = (await conn.execute(text("SELECT count(*) FROM chunks"))).scalar() or 0
             failed = (
                 await conn.execute(
@@ -120,8 +125,8 @@ async def main(files: int, size: int, concurrency: int) -> None:
             f"(worker concurrency {concurrency})"
         )
     finally:
-        await services.db.dispose()
-        await services.rag.close()
+        await db.dispose()
+        await rag.close()
         await session.close()
         await embedder.stop()
         server.cleanup()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
@@ -15,40 +13,26 @@ from gateway.api.models_routes import ModelsRoute
 from gateway.api.openai_proxy import ProxyRoute
 from gateway.api.request_checks import Endpoint
 from gateway.config import Settings
-from gateway.db.engine import create_engine, session_factory
-from gateway.db.migrate import upgrade
 from gateway.http import exception_handlers
-from gateway.http.asgi import ASGIApp
+from gateway.http.asgi import ASGIApp, Receive, Scope, Send
 from gateway.http.body_limit import BodyClass, BodyClasses, BodyLimit
 from gateway.http.body_pace import Pace
 from gateway.http.context import RequestContextMiddleware
 from gateway.http.cors import BrowserCORS
 from gateway.http.dispatch import FastPathRouter
-from gateway.keys.auth import Authenticator
 from gateway.keys.routes import router as keys_router
-from gateway.limits import Limiter
 from gateway.logs import access_log
 from gateway.metrics import Metrics
 from gateway.ops.engines import router as engines_router
 from gateway.ops.routes import router as ops_router
-from gateway.rag.resources import open_retrieval
+from gateway.rag.routes import needs_database as rag_needs_database
 from gateway.rag.routes import router as rag_router
-from gateway.rag.worker import start_worker
-from gateway.services import Services
+from gateway.state import AppState, state_of
 from gateway.ui import install as install_console
 from gateway.ui.refusal import render_refusal
 from gateway.ui.web import MAX_FORM_BYTES
-from gateway.upstream.client import create_session
-from gateway.upstream.monitor import Monitor
-from gateway.upstream.registry import Registry
-from gateway.upstream.relay import Relay
-from gateway.usage import QuotaChecker, UsageWriter
 from gateway.usage.routes import router as usage_router
-
-log = logging.getLogger("gateway")
-
-# Cancelled requests only record an event and free a slot (one Redis round trip at most).
-_RECORD_WAIT_S = 5.0
+from gateway.wiring import published, running
 
 # Headers browser clients (Open WebUI direct connections, the SDKs in a browser) read.
 _EXPOSED_HEADERS = [
@@ -87,42 +71,10 @@ def create_app(settings: Settings) -> ASGIApp:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            session = create_session(settings)
-            stack.push_async_callback(session.close)
-            registry = Registry(settings.upstreams, settings.model_aliases)
-            monitor = Monitor(registry, session, settings, metrics)
-            relay = Relay(session, metrics, lambda u, why: monitor.set_health(u, False, why))
-            services = Services(settings, metrics, session, registry, monitor, relay)
-            app.state.services = services
-            if not settings.upstreams:
-                log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
-            if settings.database_url:
-                await _start_storage(services, stack)
-                # Ingestion jobs live in Postgres; the worker stops before the database
-                # closes (the stack unwinds in reverse) and hands unfinished files back.
-                app.state.rag_worker = await start_worker(services)
-                stack.push_async_callback(app.state.rag_worker.stop)
-            else:
-                log.warning(
-                    "GATEWAY_DATABASE_URL is not set: the gateway runs open, without API keys, "
-                    "limits or usage records"
-                )
-            await monitor.check_all()
-            monitor.start()
-            stack.push_async_callback(monitor.stop)
-            log.info(
-                "gateway ready", extra={"upstreams": settings.upstreams, "version": __version__}
-            )
+        async with running(settings, metrics) as state:
+            for name, value in published(state).items():
+                setattr(app.state, name, value)
             yield
-            # uvicorn cancels the requests a graceful stop gave up on and comes here at
-            # once: let them record their usage before the writer's final flush.
-            if not await services.unrecorded.wait_idle(_RECORD_WAIT_S):
-                log.error(
-                    "requests still unmetered at shutdown",
-                    extra={"requests": services.unrecorded.count},
-                )
-            # Unwinding the stack stops the monitor, then flushes usage, then closes the DB.
 
     api = FastAPI(
         title="gateway",
@@ -132,11 +84,13 @@ def create_app(settings: Settings) -> ASGIApp:
         redoc_url=None,
         openapi_url=None,
     )
+    api.state.settings = settings  # before the lifespan: routes that need only settings
     exception_handlers.install(api)
     api.include_router(ops_router)
     api.include_router(keys_router)
     api.include_router(usage_router)
-    api.include_router(rag_router)
+    # Retrieval's routes exist only with a database; without one they answer 503.
+    api.include_router(rag_router if settings.database_url else rag_needs_database)
     api.include_router(engines_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
@@ -154,34 +108,24 @@ def create_app(settings: Settings) -> ASGIApp:
         app, metrics, access_log(settings.log_format) if access else None
     )
     app = BrowserCORS(app, settings.cors_origins, _EXPOSED_HEADERS)
-    app.state = api.state  # type: ignore[attr-defined]
     install_console(api, app)  # /ui: its pages call the public API through `app`
-    return app
+    return GatewayApp(app, api)
 
 
-async def _start_storage(services: Services, stack: AsyncExitStack) -> None:
-    """Postgres-backed keys, usage and quotas, plus the limiter; torn down in reverse."""
-    settings = services.settings
-    assert settings.database_url is not None
-    if settings.migrate_on_start:
-        await asyncio.to_thread(upgrade, settings.database_url)
-    engine = create_engine(settings.database_url, settings.db_pool_size)
-    stack.push_async_callback(engine.dispose)
-    services.db = engine
-    services.sessions = session_factory(engine)
-    services.rag = open_retrieval(settings, services.metrics)
-    stack.push_async_callback(services.rag.close)
-    services.keys = Authenticator(settings, engine, services.metrics)
-    await services.keys.start()
-    stack.push_async_callback(services.keys.stop)
-    services.usage = UsageWriter(engine, settings, services.metrics)
-    services.usage.start()
-    stack.push_async_callback(services.usage.stop)
-    services.quotas = QuotaChecker(engine, services.usage)
-    services.quotas.start()
-    stack.push_async_callback(services.quotas.stop)
-    services.limiter = await Limiter.create(settings, services.metrics)
-    stack.push_async_callback(services.limiter.close)
+class GatewayApp:
+    """The whole gateway as one ASGI app, with the FastAPI app whose state holds what the
+    lifespan built (for the console, and for tests that look inside)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+    @property
+    def state(self) -> AppState:
+        return state_of(self.api.state)
 
 
 def app_from_env() -> ASGIApp:

@@ -1,17 +1,25 @@
-"""Errors the gateway itself returns, all rendered in the OpenAI shape.
+"""Errors the gateway itself returns, all rendered in the OpenAI shape. Every class is here.
 
     GatewayError                    any error with a status, type, code and param
     ├── InvalidRequest              400 invalid_request_error (bad JSON, wrong types)
-    │   └── ContextLengthExceeded   400 context_length_exceeded
+    │   ├── ContextLengthExceeded   400 context_length_exceeded
+    │   └── UploadAbandoned         400 the client left mid-upload (nobody reads it)
     ├── AuthenticationError         401 invalid_api_key
     ├── PermissionDenied            403
     ├── NotFound                    404 (model_not_found, ...)
     ├── RequestTimeout              408 the client sent its body too slowly
     ├── PayloadTooLarge             413 the body is over its route's cap
     ├── UnsupportedMediaType        415
-    ├── RateLimited                 429 rate_limit_exceeded / insufficient_quota
+    ├── RateLimited                 429 rate_limit_exceeded (retry after `retry-after`)
+    │   ├── RequestTooLarge         429 over a limit on its own: waiting cannot help
+    │   ├── QuotaExceeded           429 insufficient_quota: the day's or month's tokens are spent
+    │   └── TooManyUploads          429 the key (or the process) has as many uploads as allowed
+    ├── EmbeddingFailed             502 the embedding engine refused or failed
     ├── UpstreamUnavailable         503 no healthy engine, or it refused the connection
     ├── DatabaseUnavailable         503 Postgres is unreachable (any route; see gateway.db.outage)
+    │   └── NeedsDatabase           503 the route needs GATEWAY_DATABASE_URL (not retryable)
+    ├── NoEmbeddingModel            503 retrieval needs GATEWAY_EMBEDDING_MODEL
+    ├── SpoolUnavailable            503 the upload spool folder is missing, unwritable or full
     └── UpstreamTimeout             504 the engine went silent for longer than the read timeout
 
 Routes raise these; the error renderer in `gateway.http` turns them into responses, and
@@ -19,7 +27,8 @@ into an SSE `data: {"error": ...}` event once a stream has started. Anything els
 escapes a route is a 500 `internal_error` carrying the request id (`gateway.http.context`,
 and FastAPI's handler in `gateway.http.exception_handlers`), never a traceback; database
 driver errors that mean an outage become `DatabaseUnavailable` in one place
-(`gateway.db.outage`).
+(`gateway.db.outage`), and engine transport errors become `UpstreamUnavailable` or
+`UpstreamTimeout` in one place (`gateway.upstream.engines`).
 """
 
 from __future__ import annotations
@@ -133,4 +142,56 @@ class UpstreamTimeout(GatewayError):
     status = 504
     type = "server_error"
     code = "upstream_timeout"
+    retryable = True
+
+
+class UploadAbandoned(InvalidRequest):
+    """The client left mid-body; nobody reads this answer, nothing was kept."""
+
+
+class RequestTooLarge(RateLimited):
+    """429 for a request that exceeds a limit on its own: waiting cannot help."""
+
+    retryable = False
+
+
+class QuotaExceeded(RateLimited):
+    """429 `insufficient_quota`, as OpenAI answers an exhausted quota. Retrying before the
+    reset cannot succeed, so the SDKs are told not to."""
+
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+    retryable = False
+
+
+class TooManyUploads(RateLimited):
+    """429 `rate_limit_exceeded`: the SDKs retry it after `retry-after`."""
+
+
+class EmbeddingFailed(GatewayError):
+    """The engine refused or failed; `retryable` tells a transient failure from a bad input."""
+
+    status = 502
+    type = "server_error"
+    code = "embedding_failed"
+    engine_status: int | None = None  # what the engine answered, when it answered
+
+
+class NeedsDatabase(DatabaseUnavailable):
+    code = "database_not_configured"
+    retryable = False  # a configuration matter: retrying cannot help
+
+
+class NoEmbeddingModel(GatewayError):
+    status = 503
+    type = "server_error"
+    code = "embedding_model_not_configured"
+
+
+class SpoolUnavailable(GatewayError):
+    """503: the spool directory is missing, unwritable or full; retrying later may work."""
+
+    status = 503
+    type = "server_error"
+    code = "spool_unavailable"
     retryable = True

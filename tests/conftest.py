@@ -17,7 +17,8 @@ from openai import AsyncOpenAI
 
 from gateway.app import create_app
 from gateway.config import Settings
-from gateway.services import Services
+from gateway.rag.resources import Retrieval
+from gateway.state import AppState
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
 
@@ -47,8 +48,15 @@ class RunningGateway:
     server: uvicorn.Server
 
     @property
-    def services(self) -> Services:
-        return self.app.state.services  # type: ignore[no-any-return]
+    def state(self) -> AppState:
+        """What the gateway's lifespan built (settings, engines, storage, retrieval)."""
+        return self.app.state  # type: ignore[no-any-return]
+
+    @property
+    def retrieval(self) -> Retrieval:
+        found = self.state.retrieval
+        assert found is not None, "this gateway runs without a database"
+        return found
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)

@@ -6,36 +6,37 @@ from __future__ import annotations
 from urllib.parse import unquote
 
 import orjson
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
-from gateway.api import guard
+from gateway.admission.guard import visible
 from gateway.errors import GatewayError, InvalidRequest, NotFound
 from gateway.http.asgi import Receive, Scope, Send, send_bytes
 from gateway.http.context import get_context
 from gateway.http.errors import send_error
-from gateway.services import Services
+from gateway.state import state_of
 
 PREFIX = "/v1/models"
 
 
 class ModelsRoute:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        services: Services = self.app.state.services  # type: ignore[attr-defined]
+        state = state_of(self.api.state)
+        registry = state.engines.registry
         ctx = get_context(scope)
         path: str = scope["path"].rstrip("/")
         try:
             if scope["method"] != "GET":
                 raise InvalidRequest("Use GET for /v1/models.")
-            key = await guard.authenticate(services, scope)
+            key = await state.guard.authenticate(scope)
             ctx.key_id = key.id if key else None
             # A key sees only the models it may use (aliases follow their target).
             cards = {
                 name: card
-                for name, card in services.registry.model_cards().items()
-                if guard.visible(key, services.registry.served_id(name))
+                for name, card in registry.model_cards().items()
+                if visible(key, registry.served_id(name))
             }
             if path == PREFIX:
                 ctx.route = PREFIX

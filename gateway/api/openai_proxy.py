@@ -9,15 +9,16 @@ import asyncio
 import contextlib
 
 import orjson
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
-from gateway.api import guard
-from gateway.api.cost import Cost, prompt_estimate
+from gateway.admission.cost import Cost, prompt_estimate
+from gateway.admission.guard import Pass, check_model_access, cost
 from gateway.api.embedding_input import decode_token_input
 from gateway.api.request_checks import Endpoint, check_request
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
+    NeedsDatabase,
     UnsupportedMediaType,
     UpstreamUnavailable,
 )
@@ -25,12 +26,12 @@ from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_bod
 from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error, sse_error_event
 from gateway.rag import chat as rag_chat
+from gateway.rag.access import NEEDS_DATABASE
 from gateway.rag.citations import CitationRewriter
 from gateway.rag.metering import Payer
 from gateway.rag.responses_output import ResponsesRewriter
 from gateway.rag.responses_request import chat_request
-from gateway.services import Services
-from gateway.upstream.client import upstream_headers
+from gateway.state import AppState, state_of
 from gateway.upstream.relay import RelayRequest, RelayResult
 from gateway.usage import event_from_request
 
@@ -76,20 +77,20 @@ _GROUNDED = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
 
 
 class ProxyRoute:
-    def __init__(self, app: ASGIApp, endpoint: Endpoint) -> None:
-        self.app = app
+    def __init__(self, api: FastAPI, endpoint: Endpoint) -> None:
+        self.api = api
         self.endpoint = endpoint
         self.path = endpoint.value
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = get_context(scope)
         ctx.route = self.path
-        services: Services = self.app.state.services  # type: ignore[attr-defined]
-        in_flight = services.metrics.in_flight.labels(self.path)
+        state = state_of(self.api.state)
+        in_flight = state.metrics.in_flight.labels(self.path)
         in_flight.inc()
         # Until its usage is recorded: a graceful stop waits for that before the last flush.
-        services.unrecorded.enter()
-        granted = guard.Pass()
+        state.unrecorded.enter()
+        granted = Pass()
         # Filled in by the relay as it goes, so that a request cancelled mid-relay still
         # knows what reached the engine and the client.
         relayed = RelayResult()
@@ -98,9 +99,9 @@ class ProxyRoute:
             try:
                 if scope["method"] != "POST":
                     raise InvalidRequest(f"Use POST for {self.path}.")
-                granted.key = await guard.authenticate(services, scope)
+                granted.key = await state.guard.authenticate(scope)
                 ctx.key_id = granted.key.id if granted.key else None
-                await self._handle(services, ctx, granted, scope, receive, send, relayed)
+                await self._handle(state, ctx, granted, scope, receive, send, relayed)
                 status, client_left = relayed.status or 499, relayed.cancelled
             except GatewayError as exc:
                 # Raised after the request reached an engine (one that went silent), it
@@ -118,39 +119,39 @@ class ProxyRoute:
             relayed.cancelled = True
             stopping = isinstance(exc, asyncio.CancelledError)
             await self._finish(
-                services, ctx, granted, relayed, 503 if stopping else 500, client_left=False
+                state, ctx, granted, relayed, 503 if stopping else 500, client_left=False
             )
             if stopping:
                 await _say_stopping(send, relayed)
             raise
         else:
-            await self._finish(services, ctx, granted, relayed, status, client_left=client_left)
+            await self._finish(state, ctx, granted, relayed, status, client_left=client_left)
         finally:
             in_flight.dec()
 
     async def _finish(
         self,
-        services: Services,
+        state: AppState,
         ctx: RequestContext,
-        granted: guard.Pass,
+        granted: Pass,
         result: RelayResult,
         status: int,
         *,
         client_left: bool,
     ) -> None:
         try:
-            cost = guard.cost(granted, result)
-            self._meter(services, ctx, result, cost, client_left)
-            self._record(services, ctx, granted, result, cost, status)
-            await guard.settle(services, granted, cost)
+            charged = cost(granted, result)
+            self._meter(state, ctx, result, charged, client_left)
+            self._record(state, ctx, granted, result, charged, status)
+            await state.guard.settle(granted, charged)
         finally:
-            services.unrecorded.leave()
+            state.unrecorded.leave()
 
     async def _handle(
         self,
-        services: Services,
+        state: AppState,
         ctx: RequestContext,
-        granted: guard.Pass,
+        granted: Pass,
         scope: Scope,
         receive: Receive,
         send: Send,
@@ -158,7 +159,7 @@ class ProxyRoute:
     ) -> None:
         check_content_type(scope)
         raw = await read_body(receive)
-        checked = check_request(self.endpoint, parse_json(raw), max_n=services.settings.max_n)
+        checked = check_request(self.endpoint, parse_json(raw), max_n=state.settings.max_n)
         changed = checked.changed
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
@@ -169,16 +170,14 @@ class ProxyRoute:
         turn = None  # a Response with file_search is answered through chat completions
         if file_search is not None and self.endpoint is Endpoint.RESPONSES:
             turn = chat_request(checked.body, file_search.sent)
-        guard.check_model_access(
-            granted.key, services.registry.served_id(checked.model), checked.model
-        )
-        model, candidates = services.registry.candidates(checked.model)
+        engines = state.engines
+        check_model_access(granted.key, engines.registry.served_id(checked.model), checked.model)
+        model, candidates = engines.route(checked.model)
         ctx.model = model
         if model != checked.model:
             checked.body["model"] = model
             changed = True
-        await guard.admit(
-            services,
+        await state.guard.admit(
             granted,
             len(raw),
             checked.max_tokens,
@@ -188,7 +187,7 @@ class ProxyRoute:
         request = RelayRequest(
             path=Endpoint.CHAT.value if turn else self.path,
             body=orjson.dumps(checked.body) if changed else raw,
-            headers=upstream_headers(services.settings, ctx.request_id),
+            headers=engines.headers(ctx.request_id),
             model=model,
             stream=checked.stream,
             strip_usage=not checked.client_wants_usage,
@@ -199,9 +198,11 @@ class ProxyRoute:
         if file_search is not None:
             chat = turn.chat if turn else checked.body
             # The query's embedding is metered as its own event on this request's route.
+            if state.retrieval is None:  # the answer the Files and Vector Stores routes give
+                raise NeedsDatabase(NEEDS_DATABASE, param=f"tools[{file_search.position}]")
             payer = Payer(granted.key, self.path, ctx.request_id, within_request=True)
             grounding = await rag_chat.augment(
-                services, payer, file_search, chat, checked.max_tokens, request, candidates
+                state.retrieval, payer, file_search, chat, checked.max_tokens, request, candidates
             )
             if turn is not None:
                 request.rewrite = ResponsesRewriter(
@@ -215,18 +216,18 @@ class ProxyRoute:
                 request.rewrite = CitationRewriter(grounding.sources)
             # Retrieved passages made the prompt longer than the client's body.
             granted.prompt_estimate = max(granted.prompt_estimate, prompt_estimate(request.body))
-        await services.relay.forward(request, candidates, receive, send, relayed)
+        await state.relay.forward(request, candidates, receive, send, relayed)
         ctx.upstream = relayed.upstream
 
     def _meter(
         self,
-        services: Services,
+        state: AppState,
         ctx: RequestContext,
         result: RelayResult,
         cost: Cost,
         client_left: bool,
     ) -> None:
-        metrics = services.metrics
+        metrics = state.metrics
         if client_left:
             metrics.client_disconnects.labels(self.path).inc()
         if result.ttft_s is not None:
@@ -238,16 +239,16 @@ class ProxyRoute:
 
     def _record(
         self,
-        services: Services,
+        state: AppState,
         ctx: RequestContext,
-        granted: guard.Pass,
+        granted: Pass,
         result: RelayResult,
         cost: Cost,
         status: int,
     ) -> None:
-        if services.usage is None or granted.key is None:
+        if granted.key is None:
             return
-        services.usage.record(
+        state.guard.record(
             event_from_request(
                 request_id=ctx.request_id,
                 key_id=granted.key.id,

@@ -52,17 +52,6 @@ DB_DOWN = "The gateway cannot check API keys right now (its database is unreacha
 _DB_RETRY_S = 1.0
 
 
-def admin_only(admin_key: str, scope: Scope) -> KeyRecord:
-    """The caller on /v1 when there is no key store but GATEWAY_ADMIN_KEY is set: the admin
-    key is the only key, rather than the gateway answering anyone."""
-    presented = presented_key(scope)
-    if presented is None:
-        raise AuthenticationError(MISSING_KEY)
-    if not is_admin_key(admin_key, presented):
-        raise AuthenticationError(INCORRECT_KEY)
-    return ADMIN
-
-
 class Authenticator:
     def __init__(
         self,

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from gateway.errors import DatabaseUnavailable, NotFound
-from gateway.keys.admin import require_admin
+from gateway.errors import NeedsDatabase, NotFound
+from gateway.http.app_state import attribute
+from gateway.keys.require_admin import require_admin
 from gateway.keys.schema import KeyCreate, key_view
 from gateway.keys.store import KeyStore
 
@@ -22,30 +24,30 @@ log = logging.getLogger("gateway.keys")
 
 router = APIRouter(prefix="/admin/keys", dependencies=[Depends(require_admin)])
 
-
-def _store(request: Request) -> KeyStore:
-    services = request.app.state.services
-    if getattr(services, "sessions", None) is None:
-        raise DatabaseUnavailable(
-            "Keys are stored in Postgres: set GATEWAY_DATABASE_URL on the gateway to manage them."
-        )
-    return KeyStore(services.sessions)
+NEEDS_DATABASE = (
+    "Keys are stored in Postgres: set GATEWAY_DATABASE_URL on the gateway to manage them."
+)
 
 
-def _resolver(request: Request) -> Callable[[str], str]:
-    services = request.app.state.services
-    registry = getattr(services, "registry", None)
-    if registry is not None:
-        return registry.served_id  # type: ignore[no-any-return]
-    aliases: dict[str, str] = services.settings.model_aliases
-    return lambda model: aliases.get(model, model)
+@dataclass(frozen=True, slots=True)
+class KeyAdmin:
+    """What these routes work with, put on `app.state.key_admin` by the app's lifespan."""
+
+    store: KeyStore
+    # Drops a key from this process's cache at once: the NOTIFY reaches this replica too,
+    # a few ms later, and the next request must not race it.
+    invalidate: Callable[[str], None]
+    served_id: Callable[[str], str]  # an alias's model, for a key's model list
 
 
-def _invalidate_here(request: Request, key_id: str) -> None:
-    # The NOTIFY reaches this replica too, a few ms later; don't let the next request race it.
-    keys = getattr(request.app.state.services, "keys", None)
-    if keys is not None:
-        keys.invalidate(key_id)
+def key_admin(request: Request) -> KeyAdmin:
+    found = attribute(request.app.state, "key_admin", KeyAdmin)
+    if found is None:
+        raise NeedsDatabase(NEEDS_DATABASE)
+    return found
+
+
+Admin = Annotated[KeyAdmin, Depends(key_admin)]
 
 
 def _not_found(key_id: str) -> NotFound:
@@ -57,37 +59,33 @@ def _now() -> datetime:
 
 
 @router.post("", status_code=201)
-async def create_key(spec: KeyCreate, request: Request) -> dict[str, Any]:
-    store = _store(request)
-    row, secret = await store.create(spec, _resolver(request))
-    _invalidate_here(request, row.id)
+async def create_key(spec: KeyCreate, admin: Admin) -> dict[str, Any]:
+    row, secret = await admin.store.create(spec, admin.served_id)
+    admin.invalidate(row.id)
     log.info("api key created", extra={"key_id": row.id, "key_name": row.name})
     return {**key_view(row, _now()), "key": secret}
 
 
 @router.get("")
-async def list_keys(request: Request) -> dict[str, Any]:
-    store = _store(request)
-    rows = await store.list_keys()
+async def list_keys(admin: Admin) -> dict[str, Any]:
+    rows = await admin.store.list_keys()
     now = _now()
     return {"object": "list", "data": [key_view(row, now) for row in rows]}
 
 
 @router.get("/{key_id}")
-async def get_key(key_id: str, request: Request) -> dict[str, Any]:
-    store = _store(request)
-    row = await store.get(key_id)
+async def get_key(key_id: str, admin: Admin) -> dict[str, Any]:
+    row = await admin.store.get(key_id)
     if row is None:
         raise _not_found(key_id)
     return key_view(row, _now())
 
 
 @router.delete("/{key_id}")
-async def revoke_key(key_id: str, request: Request) -> dict[str, Any]:
-    store = _store(request)
-    row = await store.revoke(key_id)
+async def revoke_key(key_id: str, admin: Admin) -> dict[str, Any]:
+    row = await admin.store.revoke(key_id)
     if row is None:
         raise _not_found(key_id)
-    _invalidate_here(request, key_id)
+    admin.invalidate(key_id)
     log.info("api key revoked", extra={"key_id": key_id})
     return key_view(row, _now())

@@ -3,6 +3,5 @@
 from gateway.limits.admission import Admission, Quota
 from gateway.limits.headers import ratelimit_headers
 from gateway.limits.limiter import Limiter
-from gateway.limits.refusals import RequestTooLarge
 
-__all__ = ["Admission", "Limiter", "Quota", "RequestTooLarge", "ratelimit_headers"]
+__all__ = ["Admission", "Limiter", "Quota", "ratelimit_headers"]

@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import math
 
-from gateway.errors import RateLimited
+from gateway.errors import RateLimited, RequestTooLarge
 from gateway.limits.admission import Quota
 from gateway.limits.bucket import EPSILON, Decision, Limits
 from gateway.limits.headers import format_duration, quota_headers, retry_after_headers
-
-
-class RequestTooLarge(RateLimited):
-    """429 for a request that exceeds a limit on its own: waiting cannot help."""
-
-    retryable = False
 
 
 def _used(limit: int, level: float) -> int:

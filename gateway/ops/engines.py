@@ -14,10 +14,11 @@ import re
 from typing import Any
 
 import aiohttp
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
-from gateway.keys.admin import require_admin
-from gateway.services import Services
+from gateway.keys.require_admin import require_admin
+from gateway.state import StateDep
+from gateway.upstream.engines import Engines
 from gateway.upstream.registry import Upstream
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
@@ -90,18 +91,15 @@ def _engine_view(upstream: Upstream, gauges: dict[str, float], why: str | None) 
     }
 
 
-async def engines_report(services: Services, timeout_s: float = SCRAPE_TIMEOUT_S) -> list[Any]:
-    headers: dict[str, str] = {}
-    if services.settings.upstream_api_key is not None:
-        headers["authorization"] = f"Bearer {services.settings.upstream_api_key.get_secret_value()}"
-    upstreams = list(services.registry.upstreams)
+async def engines_report(engines: Engines, timeout_s: float = SCRAPE_TIMEOUT_S) -> list[Any]:
+    headers = engines.headers("engines-report")
+    upstreams = list(engines.registry.upstreams)
     scrapes = await asyncio.gather(
-        *(scrape(services.session, u.url, headers, timeout_s) for u in upstreams)
+        *(scrape(engines.session, u.url, headers, timeout_s) for u in upstreams)
     )
     return [_engine_view(u, g, why) for u, (g, why) in zip(upstreams, scrapes, strict=True)]
 
 
 @router.get("/engines")
-async def list_engines(request: Request) -> dict[str, Any]:
-    services: Services = request.app.state.services
-    return {"object": "list", "data": await engines_report(services)}
+async def list_engines(state: StateDep) -> dict[str, Any]:
+    return {"object": "list", "data": await engines_report(state.engines)}

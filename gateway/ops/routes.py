@@ -16,17 +16,14 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.keys.admin import is_admin_key
 from gateway.keys.credentials import presented_key
 from gateway.metrics import exposition
-from gateway.services import Services
+from gateway.state import AppState, StateDep
 
 router = APIRouter(include_in_schema=False)
-
-
-def _services(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
 
 
 @router.get("/healthz")
@@ -35,17 +32,17 @@ async def healthz() -> JSONResponse:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
-    services = _services(request)
-    ready, details = await _readiness(services)
+async def readyz(request: Request, state: StateDep) -> JSONResponse:
+    ready, details = await _readiness(state)
     body: dict[str, Any] = {"status": "ready" if ready else "not_ready"}
-    admin = services.settings.admin_key
+    admin = state.settings.admin_key
     if admin is not None and is_admin_key(admin.get_secret_value(), presented_key(request.scope)):
         body.update(details)
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-async def _readiness(services: Services) -> tuple[bool, dict[str, Any]]:
+async def _readiness(state: AppState) -> tuple[bool, dict[str, Any]]:
+    registry = state.engines.registry
     upstreams: list[dict[str, Any]] = [
         {
             "url": u.url,
@@ -54,24 +51,22 @@ async def _readiness(services: Services) -> tuple[bool, dict[str, Any]]:
             "in_flight": u.in_flight,
             "error": u.last_error,
         }
-        for u in services.registry.upstreams
+        for u in registry.upstreams
     ]
     body: dict[str, Any] = {"upstreams": upstreams}
-    ready = services.registry.any_healthy()
-    if services.db is not None:
-        database = await _database_state(services)
+    ready = registry.any_healthy()
+    if state.storage is not None:
+        database = await _database_state(state.storage.db)
         body["database"] = database
         ready = ready and database["reachable"]
-    if services.limiter is not None:
-        body["limiter"] = services.limiter.backend_name
+        body["limiter"] = state.storage.limiter.backend_name
     return ready, body
 
 
-async def _database_state(services: Services) -> dict[str, Any]:
-    assert services.db is not None
+async def _database_state(db: AsyncEngine) -> dict[str, Any]:
     try:
         async with asyncio.timeout(2):
-            async with services.db.connect() as conn:
+            async with db.connect() as conn:
                 await conn.execute(text("SELECT 1"))
     except (TimeoutError, SQLAlchemyError, OSError) as exc:
         return {"reachable": False, "error": type(exc).__name__}
@@ -79,5 +74,5 @@ async def _database_state(services: Services) -> dict[str, Any]:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    return Response(exposition(_services(request).metrics), media_type=CONTENT_TYPE_LATEST)
+async def metrics(state: StateDep) -> Response:
+    return Response(exposition(state.metrics), media_type=CONTENT_TYPE_LATEST)

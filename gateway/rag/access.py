@@ -11,24 +11,17 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.api.guard import authenticate
-from gateway.errors import DatabaseUnavailable
+from gateway.errors import NeedsDatabase
+from gateway.http.app_state import attribute
 from gateway.http.context import CONTEXT_KEY
 from gateway.keys.record import KeyRecord
 from gateway.rag.resources import Retrieval
-from gateway.services import Services
 
 NEEDS_DATABASE = (
     "Files, vector stores and file search keep their data in Postgres: set "
     "GATEWAY_DATABASE_URL on the gateway to use them."
 )
-
-
-class NeedsDatabase(DatabaseUnavailable):
-    code = "database_not_configured"
-    retryable = False  # a configuration matter: retrying cannot help
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,22 +46,13 @@ def caller_for(key: KeyRecord | None) -> Caller:
     return Caller(owner=key.owner, sees_all=False, key_id=key_id)
 
 
-def services_of(request: Request) -> Services:
-    services: Services = request.app.state.services
-    if services.db is None:
+def retrieval(request: Request) -> Retrieval:
+    """FastAPI dependency: what retrieval works with (its routes are mounted only with a
+    database; without one, `gateway.rag.routes` answers 503 for them)."""
+    found = attribute(request.app.state, "retrieval", Retrieval)
+    if found is None:
         raise NeedsDatabase(NEEDS_DATABASE)
-    return services
-
-
-def rag_of(services: Services) -> Retrieval:
-    if services.rag is None:
-        raise NeedsDatabase(NEEDS_DATABASE)
-    return services.rag
-
-
-def rag_db(request: Request) -> AsyncEngine:
-    """The retrieval routes' own pool (gateway.rag.resources)."""
-    return rag_of(services_of(request)).db
+    return found
 
 
 def request_id(request: Request) -> str:
@@ -78,9 +62,8 @@ def request_id(request: Request) -> str:
 
 
 async def caller(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller, or 503 when there is no database."""
-    services = services_of(request)
-    key = await authenticate(services, request.scope)
+    """FastAPI dependency: the authenticated caller."""
+    key = await retrieval(request).guard.authenticate(request.scope)
     context = request.scope.get(CONTEXT_KEY)
     if context is not None and key is not None:
         context.key_id = key.id
@@ -88,3 +71,4 @@ async def caller(request: Request) -> Caller:
 
 
 Who = Annotated[Caller, Depends(caller)]
+Rag = Annotated[Retrieval, Depends(retrieval)]

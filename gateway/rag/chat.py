@@ -16,7 +16,6 @@ import orjson
 
 from gateway.errors import ContextLengthExceeded, GatewayError, InvalidRequest
 from gateway.http.asgi import RawHeaders
-from gateway.rag.access import NEEDS_DATABASE, NeedsDatabase
 from gateway.rag.citations import Source
 from gateway.rag.context import (
     Conversation,
@@ -31,9 +30,9 @@ from gateway.rag.context import (
     split_conversation,
 )
 from gateway.rag.metering import Payer
+from gateway.rag.resources import Retrieval
 from gateway.rag.search import SearchHit, search_stores
 from gateway.rag.tokens import count_chat_tokens
-from gateway.services import Services
 from gateway.upstream.balancer import choose
 from gateway.upstream.registry import Upstream
 from gateway.upstream.relay import RelayRequest
@@ -140,7 +139,7 @@ class Grounding:
 
 
 async def augment(
-    services: Services,
+    rag: Retrieval,
     payer: Payer,
     tool: FileSearch,
     body: dict[str, Any],
@@ -151,13 +150,11 @@ async def augment(
     """Retrieve and fit; rewrite `request`'s body and headers. The query's embedding is
     admitted and metered for `payer` (within its request). The caller cites the sources
     in the answer (`CitationRewriter` for chat)."""
-    if services.db is None:  # the same answer as the Files and Vector Stores routes give
-        raise NeedsDatabase(NEEDS_DATABASE, param=f"tools[{tool.position}]")
     conversation = split_conversation(body["messages"])
     query = search_query(conversation)
     try:
         hits = await search_stores(
-            services,
+            rag,
             payer,
             tool.vector_store_ids,
             query,
@@ -171,7 +168,7 @@ async def augment(
             exc.param = f"tools[{tool.position}].{param}"  # where this request sent it
         raise
     blocks = [source_block(i + 1, hit.filename, hit.text) for i, hit in enumerate(hits)]
-    plan = await _fit(services, request, candidates, conversation, blocks, body, max_tokens)
+    plan = await _fit(rag, request, candidates, conversation, blocks, body, max_tokens)
     body["messages"] = assemble(conversation, blocks[: plan.passages_kept], plan.turns_dropped)
     request.body = orjson.dumps(body)
     request.extra_headers = [*(request.extra_headers or ()), *rag_headers(plan)]
@@ -192,7 +189,7 @@ def rag_headers(plan: Plan) -> RawHeaders:
 
 
 async def _fit(
-    services: Services,
+    rag: Retrieval,
     request: RelayRequest,
     candidates: Sequence[Upstream],
     conversation: Conversation,
@@ -209,16 +206,16 @@ async def _fit(
         if upstream is None:
             return None, None
         counted = await count_chat_tokens(
-            services.session, upstream.url, request.headers, request.model, messages, tools
+            rag.engines, upstream, request.headers["x-request-id"], request.model, messages, tools
         )
         return (counted.count, counted.max_model_len) if counted else (None, None)
 
     measured, window = await measure(assemble(conversation, blocks, 0))
-    window = window or _card_window(candidates, request.model)
+    window = window or rag.engines.registry.max_model_len(request.model)
     if window is None:  # nothing says how long the window is: send everything
         full = measured or estimate_prompt(assemble(conversation, blocks, 0), tools)
         return Plan(len(blocks), 0, 0, full)
-    budget = budget_for(window, max_tokens, services.settings.default_max_tokens)
+    budget = budget_for(window, max_tokens, rag.settings.default_max_tokens)
     costs = prompt_costs(conversation, blocks, tools, measured)
     exact = measured is not None
     minimal_measured = False
@@ -245,11 +242,3 @@ async def _fit(
             return plan
         costs = replace(costs, fixed=costs.fixed + actual - plan.prompt_tokens)
     return plan
-
-
-def _card_window(candidates: Sequence[Upstream], model: str) -> int | None:
-    for upstream in candidates:
-        value = upstream.models.get(model, {}).get("max_model_len")
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None

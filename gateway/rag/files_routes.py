@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import NotFound
 from gateway.http.disposition import attachment
-from gateway.rag.access import Caller, Who, rag_db, rag_of, services_of
+from gateway.rag.access import Caller, Rag, Who
 from gateway.rag.file_store import read_parts, store_upload
 from gateway.rag.listing import list_rows
 from gateway.rag.paging import page_request
@@ -37,12 +37,10 @@ async def visible_file(conn: AsyncConnection, who: Caller, file_id: str) -> Mapp
 
 
 @router.post("")
-async def create_file(request: Request, who: Who) -> dict[str, Any]:
+async def create_file(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     """Spooled while the client sends (no database connection held), then written in one
     short transaction on retrieval's own pool."""
-    services = services_of(request)
-    rag = rag_of(services)
-    settings = services.settings
+    settings = rag.settings
     check_declared_size(request, settings.max_upload_bytes)
     with (
         rag.uploads.hold(who.key_id or "-"),
@@ -55,8 +53,8 @@ async def create_file(request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.get("")
-async def list_files(request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def list_files(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     query = request.query_params
     page = page_request(query, default_limit=10_000, max_limit=10_000)
     params: dict[str, Any] = {}
@@ -78,16 +76,16 @@ async def list_files(request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.get("/{file_id}")
-async def retrieve_file(file_id: str, request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def retrieve_file(file_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     async with db.connect() as conn:
         return file_view(await visible_file(conn, who, file_id))
 
 
 @router.delete("/{file_id}")
-async def delete_file(file_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def delete_file(file_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     """Deleting a file also removes it from every vector store (as OpenAI does)."""
-    db = rag_db(request)
+    db = rag.db
     params: dict[str, Any] = {"id": file_id}
     sql = f"DELETE FROM files WHERE id = :id AND {who.condition('owner', params)} RETURNING id"
     async with db.begin() as conn:
@@ -97,8 +95,8 @@ async def delete_file(file_id: str, request: Request, who: Who) -> dict[str, Any
 
 
 @router.get("/{file_id}/content")
-async def file_content(file_id: str, request: Request, who: Who) -> StreamingResponse:
-    db = rag_db(request)
+async def file_content(file_id: str, request: Request, who: Who, rag: Rag) -> StreamingResponse:
+    db = rag.db
     async with db.connect() as conn:
         row = await visible_file(conn, who, file_id)
     return StreamingResponse(

@@ -20,22 +20,28 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import GatewayError, NotFound, PermissionDenied, UpstreamUnavailable
+from gateway.errors import (
+    EmbeddingFailed,
+    GatewayError,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    RequestTooLarge,
+    SpoolUnavailable,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from gateway.keys.auth import ADMIN
 from gateway.keys.record import KeyRecord
 from gateway.keys.store import KeyStore, to_record
-from gateway.limits import RequestTooLarge
 from gateway.rag import jobs
-from gateway.rag.access import rag_of
-from gateway.rag.embeddings import EmbeddingFailed
 from gateway.rag.file_store import spool_stored
 from gateway.rag.index import ensure_index
 from gateway.rag.ingest_run import ChunkOverLimit, MixedDimensions, Run, Stopped, TooManyChunks
 from gateway.rag.metering import INGEST_ROUTE, Payer, check_embedding_access
 from gateway.rag.parsing import UnparsableFile, no_text
-from gateway.rag.spool import SpoolUnavailable, spool_file
-from gateway.services import Services
-from gateway.usage.quota import QuotaExceeded
+from gateway.rag.resources import Retrieval
+from gateway.rag.spool import spool_file
 
 __all__ = ["Retry", "Stopped", "ingest"]
 
@@ -72,10 +78,10 @@ async def job_key(db: AsyncEngine, job: jobs.Job) -> KeyRecord | None:
     return record
 
 
-async def _payer(services: Services, db: AsyncEngine, job: jobs.Job) -> Payer:
+async def _payer(rag: Retrieval, db: AsyncEngine, job: jobs.Job) -> Payer:
     key = await job_key(db, job)
     try:
-        check_embedding_access(services, key)
+        check_embedding_access(rag, key)
     except PermissionDenied as exc:
         raise JobFailed(
             "model_not_allowed", f"The API key that attached this file ({job.key_id}): {exc}"
@@ -83,9 +89,9 @@ async def _payer(services: Services, db: AsyncEngine, job: jobs.Job) -> Payer:
     return Payer(key, INGEST_ROUTE, f"ingest-{job.file_id}")
 
 
-def _job_failure(exc: Exception, services: Services, job: jobs.Job) -> JobFailed:
+def _job_failure(exc: Exception, rag: Retrieval, job: jobs.Job) -> JobFailed:
     """What to put in `last_error` for a failure no retry can mend."""
-    settings = services.settings
+    settings = rag.settings
     if isinstance(exc, TooManyChunks):
         return JobFailed(
             "max_chunks_per_file_exceeded",
@@ -114,23 +120,23 @@ def _job_failure(exc: Exception, services: Services, job: jobs.Job) -> JobFailed
 
 
 async def ingest(
-    services: Services,
+    rag: Retrieval,
     job: jobs.Job,
     me: str,
     known_dims: set[int],
     still_ours: Callable[[], bool] = lambda: True,
 ) -> int:
     """Process `job`; the number of chunks stored. Raises Retry or Stopped."""
-    db = rag_of(services).jobs
+    db = rag.jobs
     filename = await jobs.file_name(db, job.file_id)
     if filename is None:
         raise Stopped
     run: Run | None = None
     done = False
     try:
-        run = Run(services, db, job, await _payer(services, db, job), still_ours)
+        run = Run(rag, db, job, await _payer(rag, db, job), still_ours)
         await jobs.drop_staged(db, job)  # whatever an interrupted run left
-        with spool_file(services.settings.spool_dir, "gateway-ingest-") as source:
+        with spool_file(rag.settings.spool_dir, "gateway-ingest-") as source:
             await spool_stored(db, job.file_id, source)
             await run.embed_and_stage(filename, source)
         if run.count == 0:
@@ -144,14 +150,20 @@ async def ingest(
         return run.count
     except (UnparsableFile, JobFailed) as exc:
         await jobs.fail(db, job, me, exc.code, exc.message)
-    except (UpstreamUnavailable, NotFound, SpoolUnavailable, jobs.StagingLost) as exc:
+    except (
+        UpstreamUnavailable,
+        UpstreamTimeout,
+        NotFound,
+        SpoolUnavailable,
+        jobs.StagingLost,
+    ) as exc:
         raise Retry(str(exc)) from exc
     except EmbeddingFailed as exc:
         if exc.retryable:
             raise Retry(exc.message) from exc
         await jobs.fail(db, job, me, "server_error", exc.message)
     except (GatewayError, TooManyChunks, ChunkOverLimit, MixedDimensions) as exc:
-        failure = _job_failure(exc, services, job)
+        failure = _job_failure(exc, rag, job)
         await jobs.fail(db, job, me, failure.code, failure.message)
     finally:
         if run is not None and not done:

@@ -20,11 +20,11 @@ from gateway.rag import jobs
 from gateway.rag.chunking import ChunkingStrategy, estimate_tokens
 from gateway.rag.embeddings import count_tokens, max_input_tokens
 from gateway.rag.metering import Payer, embed_for
+from gateway.rag.resources import Retrieval
 from gateway.rag.sandbox import ParseLimits
 from gateway.rag.splitting import ChunkStream, TextChunk
 from gateway.rag.spool import Spool
 from gateway.rag.text_source import document_text
-from gateway.services import Services
 
 # Calibrating the token estimate on a sample is enough: documents are fairly uniform.
 CALIBRATION_CHARS = 20_000
@@ -55,9 +55,9 @@ class MixedDimensions(Exception):
     """The engine returned vectors of different lengths for one file."""
 
 
-async def calibration(services: Services, sample: str) -> float:
+async def calibration(rag: Retrieval, sample: str) -> float:
     """Real tokens / estimated tokens on a sample, by the embedding model's tokenizer."""
-    real = await count_tokens(services, sample)
+    real = await count_tokens(rag, sample)
     estimate = estimate_tokens(sample)
     if not real or estimate <= 0:
         return 1.0
@@ -80,14 +80,14 @@ class Run:
 
     def __init__(
         self,
-        services: Services,
+        rag: Retrieval,
         db: AsyncEngine,
         job: jobs.Job,
         payer: Payer,
         still_ours: Callable[[], bool],
     ) -> None:
-        self.services = services
-        self.settings = services.settings
+        self.rag = rag
+        self.settings = rag.settings
         self.db = db
         self.job = job
         self.payer = payer
@@ -148,11 +148,11 @@ class Run:
                 yield chunk
 
     async def _stream(self, sample: str) -> ChunkStream:
-        limit = max_input_tokens(self.services)
+        limit = max_input_tokens(self.rag)
         strategy: ChunkingStrategy = self.job.strategy.capped(
             int(limit * _LIMIT_SHARE) if limit else None
         )
-        scale = await calibration(self.services, sample) if sample.strip() else 1.0
+        scale = await calibration(self.rag, sample) if sample.strip() else 1.0
         return ChunkStream(strategy, scale)
 
     async def _flush(self, texts: list[str], last: bool = False) -> None:
@@ -175,7 +175,7 @@ class Run:
             if not self.still_ours():
                 raise Stopped
             try:
-                return await embed_for(self.services, self.payer, texts)
+                return await embed_for(self.rag, self.payer, texts)
             except RateLimited as exc:
                 if not exc.retryable:  # out of quota, or larger than a limit: no wait helps
                     raise

@@ -1,7 +1,7 @@
 """Embeddings the gateway asks for on a key's behalf, admitted and metered as that key's.
 
 Every embedding reaches the engine through `embed_for`, which passes the proxy's guard
-(gateway.api.guard) for the key that caused it: the key's models must include the
+(gateway.admission.guard) for the key that caused it: the key's models must include the
 embedding model (403 `model_not_allowed` otherwise), its quota and its rpm, tpm and
 max_parallel limits apply, and the call ends as a usage event on the embedding model
 with the engine's token count:
@@ -24,11 +24,11 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from gateway.api import guard
-from gateway.errors import GatewayError, PermissionDenied
+from gateway.admission.guard import Pass
+from gateway.errors import EmbeddingFailed, GatewayError, PermissionDenied
 from gateway.keys.record import KeyRecord
-from gateway.rag.embeddings import EmbeddingFailed, embed, embedding_model
-from gateway.services import Services
+from gateway.rag.embeddings import embed, embedding_model
+from gateway.rag.resources import Retrieval
 from gateway.upstream.relay import RelayResult
 from gateway.usage import event_from_request
 
@@ -56,40 +56,40 @@ def embedding_not_allowed(model: str) -> PermissionDenied:
     )
 
 
-def check_embedding_access(services: Services, key: KeyRecord | None) -> str:
+def check_embedding_access(rag: Retrieval, key: KeyRecord | None) -> str:
     """The served embedding model, if `key` may use it; PermissionDenied if not."""
-    model = embedding_model(services)
-    served = services.registry.served_id(model)
+    model = embedding_model(rag)
+    served = rag.engines.registry.served_id(model)
     if key is not None and not key.allows(served):
         raise embedding_not_allowed(model)
     return served
 
 
-async def embed_for(services: Services, payer: Payer, texts: list[str]) -> list[list[float]]:
+async def embed_for(rag: Retrieval, payer: Payer, texts: list[str]) -> list[list[float]]:
     """One vector per text, admitted and metered for `payer`; raises the guard's 403/429s
     and embeddings' EmbeddingFailed/UpstreamUnavailable."""
     started = time.perf_counter()
     size = sum(len(t.encode()) for t in texts)
-    model = embedding_model(services)
-    served = services.registry.served_id(model)
+    model = embedding_model(rag)
+    served = rag.engines.registry.served_id(model)
     result = RelayResult()
-    granted: guard.Pass | None = None
+    granted: Pass | None = None
     try:
         if payer.key is not None and not payer.key.allows(served):
             raise embedding_not_allowed(model)
-        granted = await guard.admit_internal(
-            services, payer.key, size, within_request=payer.within_request
+        granted = await rag.guard.admit_internal(
+            payer.key, size, within_request=payer.within_request
         )
         # Unique upstream: one client id may cause several calls at once (vLLM keys its
         # requests by this id), and an ingestion makes one per batch.
         upstream_id = f"{payer.request_id}-{uuid.uuid4().hex[:8]}"
-        embedded = await embed(services, texts, upstream_id)
+        embedded = await embed(rag, texts, upstream_id)
         tokens = embedded.prompt_tokens
         if tokens is None:
             tokens = size // _BYTES_PER_TOKEN
         result = RelayResult(embedded.upstream, 200, tokens, 0, dispatched=True)
         if tokens:
-            services.metrics.tokens.labels(served, "prompt").inc(tokens)
+            rag.metrics.tokens.labels(served, "prompt").inc(tokens)
         return embedded.vectors
     except EmbeddingFailed as exc:
         result = RelayResult(status=exc.engine_status or exc.status)
@@ -99,17 +99,15 @@ async def embed_for(services: Services, payer: Payer, texts: list[str]) -> list[
         raise
     finally:
         if granted is not None:
-            await guard.settle(services, granted, result)
+            await rag.guard.settle(granted, result)
         if granted is not None or payer.answers_client:
-            _record(services, payer, served, started, result)
+            _record(rag, payer, served, started, result)
 
 
-def _record(
-    services: Services, payer: Payer, model: str, started: float, result: RelayResult
-) -> None:
-    if services.usage is None or payer.key is None:
+def _record(rag: Retrieval, payer: Payer, model: str, started: float, result: RelayResult) -> None:
+    if payer.key is None:
         return
-    services.usage.record(
+    rag.guard.record(
         event_from_request(
             request_id=payer.request_id,
             key_id=payer.key.id,

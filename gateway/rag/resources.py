@@ -1,8 +1,9 @@
-"""Retrieval's own database pools and upload slots, created in the app's lifespan.
+"""What retrieval works with, created in the app's lifespan: the gateway's settings, guard
+and engine client, and retrieval's own database pools, upload slots and search caches.
 
 Each kind of work has connections no other kind can take:
 
-    services.db      keys, usage, quotas, /readyz, admin     GATEWAY_DB_POOL_SIZE (+ overflow)
+    Storage.db       keys, usage, quotas, /readyz, admin     GATEWAY_DB_POOL_SIZE (+ overflow)
     Retrieval.db     files, vector stores, search, chat      GATEWAY_RAG_DB_POOL_SIZE, no overflow
                      retrieval, writing finished uploads
     Retrieval.jobs   the ingestion worker                    2 per concurrent job, + 2
@@ -19,10 +20,13 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admission.guard import Guard
 from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.metrics import Metrics
+from gateway.rag.common_terms import CommonTerms
 from gateway.rag.upload_slots import UploadSlots
+from gateway.upstream.engines import Engines
 
 # A retrieval request that cannot get a connection within this long gets a 503 (the
 # error boundary's answer to a database that does not serve) instead of queueing on.
@@ -31,6 +35,10 @@ POOL_TIMEOUT_S = 10.0
 
 @dataclass(slots=True)
 class Retrieval:
+    settings: Settings
+    metrics: Metrics
+    guard: Guard  # every embedding is admitted and metered for the key that caused it
+    engines: Engines
     db: AsyncEngine
     jobs: AsyncEngine
     uploads: UploadSlots
@@ -38,6 +46,10 @@ class Retrieval:
     # the pair one search at a time means two searches can never each hold one and wait
     # for the other's.
     pairs: asyncio.Lock
+    common_terms: CommonTerms
+    # Set when files are attached here: this process's ingestion worker looks at once
+    # (other replicas find the work by polling).
+    work_arrived: asyncio.Event
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -50,17 +62,29 @@ def ingest_pool_size(concurrency: int) -> int:
     return 2 * concurrency + 2
 
 
-def open_retrieval(settings: Settings, metrics: Metrics) -> Retrieval:
-    assert settings.database_url is not None
+def open_retrieval(
+    database_url: str, settings: Settings, guard: Guard, engines: Engines
+) -> Retrieval:
     size = settings.rag_db_pool_size
-    db = create_engine(settings.database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
+    db = create_engine(database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
     jobs = create_engine(
-        settings.database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0
+        database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0
     )
     uploads = UploadSlots(
         settings.max_uploads_per_key,
         settings.max_uploads,
         size // 2,
-        refused=metrics.rate_limited.labels("uploads").inc,
+        refused=guard.metrics.rate_limited.labels("uploads").inc,
     )
-    return Retrieval(db, jobs, uploads, asyncio.Lock())
+    return Retrieval(
+        settings,
+        guard.metrics,
+        guard,
+        engines,
+        db,
+        jobs,
+        uploads,
+        asyncio.Lock(),
+        CommonTerms(),
+        asyncio.Event(),
+    )

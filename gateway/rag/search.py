@@ -20,13 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import NotFound
-from gateway.rag.access import Caller, caller_for, rag_of
+from gateway.rag.access import Caller, caller_for
 from gateway.rag.filters import compile_filter
 from gateway.rag.fusion import rrf, text_query
 from gateway.rag.jobs import vector_literal
 from gateway.rag.metering import Payer, embed_for
 from gateway.rag.ranking import Chunk, text_ranking, vector_ranking
-from gateway.services import Services
+from gateway.rag.resources import Retrieval
 
 _MIN_CANDIDATES = 10
 _MAX_CANDIDATES = 100
@@ -43,7 +43,7 @@ class SearchHit:
 
 
 async def search_stores(
-    services: Services,
+    rag: Retrieval,
     payer: Payer,
     store_ids: list[str],
     query: str,
@@ -55,7 +55,6 @@ async def search_stores(
     """The best chunks across `store_ids` for `query`, best first; NotFound for a store the
     payer's key cannot see (or that does not exist); InvalidRequest for a malformed
     filter. The query's embedding is admitted and metered for the payer."""
-    rag = rag_of(services)
     db = rag.db
     condition, params = compile_filter(filters)
     ids = list(dict.fromkeys(store_ids))
@@ -63,9 +62,9 @@ async def search_stores(
         return []
     # Embedding, ownership check and common words overlap; all must succeed.
     vectors, _, common = await asyncio.gather(
-        embed_for(services, payer, [query]),
+        embed_for(rag, payer, [query]),
         _check_stores(db, caller_for(payer.key), ids),
-        services.common_terms.get(db),
+        rag.common_terms.get(db),
     )
     return await search_vectors(
         db,

@@ -14,18 +14,9 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import IO
 
-from gateway.errors import GatewayError
+from gateway.errors import SpoolUnavailable
 
 BLOCK_BYTES = 1 << 20
-
-
-class SpoolUnavailable(GatewayError):
-    """503: the spool directory is missing, unwritable or full; retrying later may work."""
-
-    status = 503
-    type = "server_error"
-    code = "spool_unavailable"
-    retryable = True
 
 
 def _unavailable(exc: OSError, where: str | None) -> SpoolUnavailable:

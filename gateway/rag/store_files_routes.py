@@ -9,10 +9,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import InvalidRequest, NotFound
 from gateway.rag import views
-from gateway.rag.access import Caller, Who, rag_db
+from gateway.rag.access import Caller, Rag, Who
 from gateway.rag.body import json_body
 from gateway.rag.chunking import parse_strategy
 from gateway.rag.listing import list_rows
@@ -25,7 +26,6 @@ from gateway.rag.stores_db import (
     check_store,
     visible_store_file,
 )
-from gateway.rag.worker import wake
 
 router = APIRouter(prefix="/v1/vector_stores/{store_id}")
 
@@ -38,8 +38,8 @@ def _polled(view: dict[str, Any], busy: bool) -> JSONResponse:
 
 
 @router.post("/files")
-async def create_store_file(store_id: str, request: Request, who: Who) -> JSONResponse:
-    db = rag_db(request)
+async def create_store_file(store_id: str, request: Request, who: Who, rag: Rag) -> JSONResponse:
+    db = rag.db
     body = await json_body(request)
     file_id = body.get("file_id")
     if not isinstance(file_id, str) or not file_id:
@@ -53,15 +53,15 @@ async def create_store_file(store_id: str, request: Request, who: Who) -> JSONRe
         await check_store(conn, who, store_id)
         await attach(conn, who, store_id, [item])
         row = await visible_store_file(conn, who, store_id, file_id)
-    wake(request)
+    rag.work_arrived.set()
     return _polled(views.vector_store_file_view(row), row["status"] == "in_progress")
 
 
 @router.get("/files/{file_id}")
 async def retrieve_store_file(
-    store_id: str, file_id: str, request: Request, who: Who
+    store_id: str, file_id: str, request: Request, who: Who, rag: Rag
 ) -> JSONResponse:
-    db = rag_db(request)
+    db = rag.db
     async with db.connect() as conn:
         row = await visible_store_file(conn, who, store_id, file_id)
     return _polled(views.vector_store_file_view(row), row["status"] == "in_progress")
@@ -69,10 +69,10 @@ async def retrieve_store_file(
 
 @router.post("/files/{file_id}")
 async def update_store_file(
-    store_id: str, file_id: str, request: Request, who: Who
+    store_id: str, file_id: str, request: Request, who: Who, rag: Rag
 ) -> dict[str, Any]:
     """New attributes apply to the file's chunks at once (filters read them there)."""
-    db = rag_db(request)
+    db = rag.db
     body = await json_body(request)
     if "attributes" not in body:
         raise InvalidRequest("attributes is required.", param="attributes")
@@ -91,16 +91,16 @@ async def update_store_file(
 
 
 @router.get("/files")
-async def list_store_files(store_id: str, request: Request, who: Who) -> dict[str, Any]:
-    return await _list_files(store_id, None, request, who)
+async def list_store_files(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    return await _list_files(store_id, None, request, who, rag.db)
 
 
 @router.delete("/files/{file_id}")
 async def delete_store_file(
-    store_id: str, file_id: str, request: Request, who: Who
+    store_id: str, file_id: str, request: Request, who: Who, rag: Rag
 ) -> dict[str, Any]:
     """Detach the file (its chunks go with it); the file itself stays."""
-    db = rag_db(request)
+    db = rag.db
     async with db.begin() as conn:
         await visible_store_file(conn, who, store_id, file_id)
         await conn.execute(
@@ -112,10 +112,10 @@ async def delete_store_file(
 
 @router.get("/files/{file_id}/content")
 async def store_file_content(
-    store_id: str, file_id: str, request: Request, who: Who
+    store_id: str, file_id: str, request: Request, who: Who, rag: Rag
 ) -> dict[str, Any]:
     """The parsed text, chunk by chunk (chunks overlap as the chunking strategy says)."""
-    db = rag_db(request)
+    db = rag.db
     async with db.connect() as conn:
         await visible_store_file(conn, who, store_id, file_id)
         texts = (
@@ -140,8 +140,8 @@ async def store_file_content(
 
 
 @router.post("/file_batches")
-async def create_batch(store_id: str, request: Request, who: Who) -> JSONResponse:
-    db = rag_db(request)
+async def create_batch(store_id: str, request: Request, who: Who, rag: Rag) -> JSONResponse:
+    db = rag.db
     body = await json_body(request)
     items = _batch_items(body)
     batch_id = views.new_id("vsfb_")
@@ -156,7 +156,7 @@ async def create_batch(store_id: str, request: Request, who: Who) -> JSONRespons
         )
         await attach(conn, who, store_id, items, batch_id)
         view = await _batch(conn, store_id, batch_id)
-    wake(request)
+    rag.work_arrived.set()
     return _polled(view, view["status"] == "in_progress")
 
 
@@ -198,8 +198,10 @@ async def _batch(conn: Any, store_id: str, batch_id: str) -> dict[str, Any]:
 
 
 @router.get("/file_batches/{batch_id}")
-async def retrieve_batch(store_id: str, batch_id: str, request: Request, who: Who) -> JSONResponse:
-    db = rag_db(request)
+async def retrieve_batch(
+    store_id: str, batch_id: str, request: Request, who: Who, rag: Rag
+) -> JSONResponse:
+    db = rag.db
     async with db.connect() as conn:
         await check_store(conn, who, store_id)
         view = await _batch(conn, store_id, batch_id)
@@ -207,9 +209,11 @@ async def retrieve_batch(store_id: str, batch_id: str, request: Request, who: Wh
 
 
 @router.post("/file_batches/{batch_id}/cancel")
-async def cancel_batch(store_id: str, batch_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def cancel_batch(
+    store_id: str, batch_id: str, request: Request, who: Who, rag: Rag
+) -> dict[str, Any]:
     """Files not yet ingested become `cancelled`; a worker busy with one drops its work."""
-    db = rag_db(request)
+    db = rag.db
     async with db.begin() as conn:
         await check_store(conn, who, store_id)
         await _batch(conn, store_id, batch_id)
@@ -229,15 +233,14 @@ async def cancel_batch(store_id: str, batch_id: str, request: Request, who: Who)
 
 @router.get("/file_batches/{batch_id}/files")
 async def list_batch_files(
-    store_id: str, batch_id: str, request: Request, who: Who
+    store_id: str, batch_id: str, request: Request, who: Who, rag: Rag
 ) -> dict[str, Any]:
-    return await _list_files(store_id, batch_id, request, who)
+    return await _list_files(store_id, batch_id, request, who, rag.db)
 
 
 async def _list_files(
-    store_id: str, batch_id: str | None, request: Request, who: Caller
+    store_id: str, batch_id: str | None, request: Request, who: Caller, db: AsyncEngine
 ) -> dict[str, Any]:
-    db = rag_db(request)
     page = page_request(request.query_params)
     params: dict[str, Any] = {"store": store_id}
     where = f"f.vector_store_id = :store AND {who.condition('s.owner', params)}"

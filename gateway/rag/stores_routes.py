@@ -9,11 +9,10 @@ from fastapi import APIRouter, Request
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
-from gateway.api.guard import authenticate
 from gateway.errors import InvalidRequest
 from gateway.http.context import CONTEXT_KEY
 from gateway.rag import views
-from gateway.rag.access import Who, rag_db, request_id, services_of
+from gateway.rag.access import Rag, Who, request_id
 from gateway.rag.body import json_body
 from gateway.rag.chunking import parse_strategy
 from gateway.rag.listing import list_rows
@@ -21,7 +20,6 @@ from gateway.rag.metering import SEARCH_ROUTE, Payer
 from gateway.rag.paging import page_request
 from gateway.rag.search import search_stores
 from gateway.rag.stores_db import STORE_SELECT, Attachment, attach, store_not_found, visible_store
-from gateway.rag.worker import wake
 
 router = APIRouter(prefix="/v1/vector_stores")
 
@@ -33,8 +31,8 @@ def _now() -> datetime:
 
 
 @router.post("")
-async def create_store(request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def create_store(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     body = await json_body(request)
     strategy = parse_strategy(body.get("chunking_strategy"))
     file_ids = views.string_list(body.get("file_ids"), "file_ids", max_items=500)
@@ -56,13 +54,13 @@ async def create_store(request: Request, who: Who) -> dict[str, Any]:
         await attach(conn, who, store_id, [Attachment(f, {}, strategy) for f in file_ids])
         row = await visible_store(conn, who, store_id)
     if file_ids:
-        wake(request)
+        rag.work_arrived.set()
     return views.store_view(row, _now())
 
 
 @router.get("")
-async def list_stores(request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def list_stores(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     page = page_request(request.query_params)
     params: dict[str, Any] = {}
     where = who.condition("s.owner", params)
@@ -81,15 +79,15 @@ async def list_stores(request: Request, who: Who) -> dict[str, Any]:
 
 
 @router.get("/{store_id}")
-async def retrieve_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def retrieve_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     async with db.connect() as conn:
         return views.store_view(await visible_store(conn, who, store_id), _now())
 
 
 @router.post("/{store_id}")
-async def update_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
-    db = rag_db(request)
+async def update_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
+    db = rag.db
     body = await json_body(request)
     sets: list[str] = []
     params: dict[str, Any] = {"id": store_id}
@@ -113,9 +111,9 @@ async def update_store(store_id: str, request: Request, who: Who) -> dict[str, A
 
 
 @router.delete("/{store_id}")
-async def delete_store(store_id: str, request: Request, who: Who) -> dict[str, Any]:
+async def delete_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     """The store, its file links and chunks go; the files themselves stay."""
-    db = rag_db(request)
+    db = rag.db
     params: dict[str, Any] = {"id": store_id}
     where = who.condition("owner", params)
     async with db.begin() as conn:
@@ -126,9 +124,8 @@ async def delete_store(store_id: str, request: Request, who: Who) -> dict[str, A
 
 
 @router.post("/{store_id}/search")
-async def search(store_id: str, request: Request) -> dict[str, Any]:
-    services = services_of(request)
-    key = await authenticate(services, request.scope)
+async def search(store_id: str, request: Request, rag: Rag) -> dict[str, Any]:
+    key = await rag.guard.authenticate(request.scope)
     context = request.scope.get(CONTEXT_KEY)
     if context is not None and key is not None:
         context.key_id = key.id
@@ -153,7 +150,7 @@ async def search(store_id: str, request: Request) -> dict[str, Any]:
             "score_threshold must be between 0 and 1.", param="ranking_options.score_threshold"
         )
     hits = await search_stores(
-        services,
+        rag,
         Payer(key, SEARCH_ROUTE, request_id(request), answers_client=True),
         [store_id],
         "\n".join(queries),

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import orjson
+
+from gateway.errors import GatewayError
+from gateway.upstream.engines import Engines
+from gateway.upstream.registry import Upstream
 
 log = logging.getLogger("gateway.rag")
 
@@ -28,36 +31,33 @@ class TokenCount:
 
 
 async def count_chat_tokens(
-    session: aiohttp.ClientSession,
-    upstream_url: str,
-    headers: dict[str, str],
+    engines: Engines,
+    upstream: Upstream,
+    request_id: str,
     model: str,
     messages: Sequence[dict[str, Any]],
     tools: Any = None,
 ) -> TokenCount | None:
-    """The prompt's token count as the engine would build it, or None if it cannot say."""
-    body: dict[str, Any] = {"model": model, "messages": messages, "add_generation_prompt": True}
+    """The prompt's token count as `upstream` would build it, or None if it cannot say."""
+    body: dict[str, Any] = {"messages": messages, "add_generation_prompt": True}
     if tools:
         body["tools"] = tools
     try:
-        async with session.post(
-            upstream_url + "/tokenize",
-            data=orjson.dumps(body),
-            headers=headers,
-            timeout=TOKENIZE_TIMEOUT,
-        ) as response:
-            raw = await response.read()
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning("tokenize failed", extra={"upstream": upstream_url, "error": repr(exc)})
+        reply = await engines.post_json(
+            "/tokenize",
+            body,
+            model=model,
+            request_id=request_id,
+            candidates=[upstream],
+            client_timeout=TOKENIZE_TIMEOUT,
+        )
+    except GatewayError as exc:
+        log.warning("tokenize failed", extra={"upstream": upstream.url, "error": exc.message})
         return None
-    if status != 200:
-        log.warning("tokenize refused", extra={"upstream": upstream_url, "status": status})
+    if reply.status != 200:
+        log.warning("tokenize refused", extra={"upstream": upstream.url, "status": reply.status})
         return None
-    try:
-        payload = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
+    payload = reply.payload
     count = payload.get("count") if isinstance(payload, dict) else None
     if isinstance(count, bool) or not isinstance(count, int):
         return None

@@ -12,15 +12,11 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from gateway.errors import RateLimited
+from gateway.errors import TooManyUploads
 from gateway.limits.headers import retry_after_headers
 
 # An upload takes seconds to minutes; retrying sooner than this would mostly be refused.
 RETRY_AFTER_S = 10.0
-
-
-class TooManyUploads(RateLimited):
-    """429 `rate_limit_exceeded`: the SDKs retry it after `retry-after`."""
 
 
 class UploadSlots:

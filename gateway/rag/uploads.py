@@ -21,7 +21,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType, UploadAbandoned
 from gateway.rag.spool import BLOCK_BYTES, Spool
 from gateway.rag.views import FILE_PURPOSES
 
@@ -34,10 +34,6 @@ MAX_HEADER_BYTES = 16 * 1024
 # Multipart framing around the file: boundaries, part headers, the other fields.
 FRAMING_ALLOWANCE = 64 * 1024
 _FORM_HINT = "Upload files as multipart/form-data with a `file` part and a `purpose` field."
-
-
-class UploadAbandoned(InvalidRequest):
-    """The client left mid-body; nobody reads this answer, nothing was kept."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,16 +16,13 @@ import uuid
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.requests import Request
 
 from gateway.rag import jobs
-from gateway.rag.access import rag_of
 from gateway.rag.ingest import Retry, Stopped, ingest
-from gateway.services import Services
+from gateway.rag.resources import Retrieval
 
 log = logging.getLogger("gateway.rag")
 
-STATE_ATTR = "rag_worker"
 # Staged chunks a crashed run left behind are dropped this often (gateway.rag.jobs).
 _SWEEP_S = 600.0
 
@@ -33,22 +30,21 @@ _SWEEP_S = 600.0
 class IngestWorker:
     def __init__(
         self,
-        services: Services,
+        rag: Retrieval,
         *,
         concurrency: int | None = None,
         lease_s: float | None = None,
         poll_s: float | None = None,
         max_attempts: int | None = None,
     ) -> None:
-        settings = services.settings
-        self.services = services
+        settings = rag.settings
+        self.rag = rag
         self.concurrency = concurrency or settings.ingest_concurrency
         self.lease_s = lease_s or settings.ingest_lease_s
         self.poll_s = poll_s or settings.ingest_poll_s
         self.max_attempts = max_attempts or settings.ingest_max_attempts
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.known_dims: set[int] = set()
-        self._wakeup = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._swept_at = float("-inf")
@@ -57,13 +53,10 @@ class IngestWorker:
     def db(self) -> AsyncEngine:
         """The worker's own pool (gateway.rag.resources): ingestion never waits on, nor
         takes, the connections requests use."""
-        return rag_of(self.services).jobs
+        return self.rag.jobs
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="rag-ingest")
-
-    def wake(self) -> None:
-        self._wakeup.set()
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._running) if t is not None]
@@ -80,7 +73,7 @@ class IngestWorker:
     async def _loop(self) -> None:
         db = self.db
         while True:
-            self._wakeup.clear()
+            self.rag.work_arrived.clear()
             try:
                 await self._sweep()
                 while len(self._running) < self.concurrency:
@@ -93,7 +86,7 @@ class IngestWorker:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("ingest: cannot claim work (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_s)
+                await asyncio.wait_for(self.rag.work_arrived.wait(), self.poll_s)
 
     async def _sweep(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -106,7 +99,7 @@ class IngestWorker:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._wakeup.set()
+        self.rag.work_arrived.set()
 
     async def _run(self, job: jobs.Job) -> None:
         db = self.db
@@ -130,7 +123,7 @@ class IngestWorker:
                     f"Ingestion failed {self.max_attempts} times; giving up.",
                 )
                 return
-            count = await ingest(self.services, job, self.id, self.known_dims, lambda: ours)
+            count = await ingest(self.rag, job, self.id, self.known_dims, lambda: ours)
             log.info(
                 "ingested file",
                 extra={"file_id": job.file_id, "vector_store_id": job.store_id, "chunks": count},
@@ -151,15 +144,8 @@ class IngestWorker:
             beat.cancel()
 
 
-async def start_worker(services: Services) -> IngestWorker:
-    """For the app's lifespan: `app.state.rag_worker = await start_worker(services)`."""
-    worker = IngestWorker(services)
+async def start_worker(rag: Retrieval) -> IngestWorker:
+    """For the app's lifespan; stop it before retrieval's pools close."""
+    worker = IngestWorker(rag)
     worker.start()
     return worker
-
-
-def wake(request: Request) -> None:
-    """Tell this process's worker that work arrived (other replicas find it by polling)."""
-    worker = getattr(request.app.state, STATE_ATTR, None)
-    if isinstance(worker, IngestWorker):
-        worker.wake()

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gateway.http.app_state import settings_of
 from gateway.ui import session as sessions
 from gateway.ui.client import GatewayAPI
 
@@ -53,7 +54,7 @@ def base_path(request: Request) -> str:
 
 
 def admin_key(request: Request) -> str | None:
-    configured = request.app.state.services.settings.admin_key
+    configured = settings_of(request).admin_key
     return configured.get_secret_value() if configured else None
 
 
@@ -119,8 +120,8 @@ async def console(request: Request) -> AsyncIterator[Console]:
     signing, found = signed_in_session(request)
     key = admin_key(request)
     assert key is not None
-    services = request.app.state.services
-    api = GatewayAPI(request.app.state.console_app, key, services.settings.read_timeout_s)
+    timeout = settings_of(request).read_timeout_s
+    api = GatewayAPI(request.app.state.console_app, key, timeout)
     async with api:
         yield Console(request, found, sessions.csrf_token(signing, found), api, base_path(request))
 

@@ -75,5 +75,13 @@ class Registry:
                 cards[alias] = {**cards[target], "id": alias, "root": target}
         return cards
 
+    def max_model_len(self, model: str) -> int | None:
+        """The context length an engine reports for `model` (vLLM's card field), if any."""
+        for upstream in self._by_model.get(self.served_id(model), ()):
+            value = upstream.models[self.served_id(model)].get("max_model_len")
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return None
+
     def any_healthy(self) -> bool:
         return any(u.healthy for u in self.upstreams)

@@ -8,21 +8,18 @@ aborts the request and frees its KV cache.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
-from gateway.errors import UpstreamTimeout, UpstreamUnavailable
 from gateway.http.asgi import RawHeaders, Receive, Send
 from gateway.http.disconnect import until_disconnect
 from gateway.http.errors import sse_error_event
-from gateway.metrics import Metrics
-from gateway.upstream.balancer import choose
+from gateway.upstream.engines import Engines, translate
 from gateway.upstream.registry import Upstream
 from gateway.upstream.sse import (
     EventSplitter,
@@ -33,15 +30,6 @@ from gateway.upstream.sse import (
     responses_usage,
 )
 
-log = logging.getLogger("gateway.relay")
-
-# Failures that mean the request never reached a working engine: safe to try the next one.
-_CONNECT_ERRORS = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-    aiohttp.ServerDisconnectedError,  # also a stale keep-alive connection
-    aiohttp.ClientOSError,
-)
 _SSE_HEADERS: RawHeaders = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # proxies like nginx must not buffer the stream
@@ -89,15 +77,9 @@ class RelayResult:
 
 
 class Relay:
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        metrics: Metrics,
-        on_connect_failure: Callable[[Upstream, str], None],
-    ) -> None:
-        self.session = session
-        self.metrics = metrics
-        self.on_connect_failure = on_connect_failure
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self.metrics = engines.metrics
 
     async def forward(
         self,
@@ -125,9 +107,10 @@ class Relay:
         send: Send,
         result: RelayResult,
     ) -> None:
-        response, upstream = await self._connect(request, candidates, result)
-        result.upstream = upstream.url
-        try:
+        async with self.engines.post(
+            request.path, request.body, request.headers, request.model, candidates, result
+        ) as (response, upstream):
+            result.upstream = upstream.url
             result.status = response.status
             if response.status != 200:
                 await self._relay_error(response, upstream, send, request)
@@ -135,52 +118,6 @@ class Relay:
                 await self._relay_stream(response, upstream, send, request, result)
             else:
                 await self._relay_body(response, send, request, result)
-        finally:
-            upstream.in_flight -= 1
-            response.close()  # no-op after a complete read; aborts the engine's work otherwise
-
-    async def _connect(
-        self, request: RelayRequest, candidates: Sequence[Upstream], result: RelayResult
-    ) -> tuple[aiohttp.ClientResponse, Upstream]:
-        tried: list[Upstream] = []
-        while (upstream := choose(candidates, tried)) is not None:
-            tried.append(upstream)
-            # Counted from the moment it is sent: the engine is busy while it thinks.
-            upstream.in_flight += 1
-            result.dispatched = True
-            try:
-                response = await self.session.post(
-                    upstream.url + request.path, data=request.body, headers=request.headers
-                )
-            except _CONNECT_ERRORS as exc:
-                upstream.in_flight -= 1
-                result.dispatched = False
-                reason = f"{type(exc).__name__}: {exc}"
-                self.metrics.upstream_errors.labels(upstream.url, "connect").inc()
-                log.warning(
-                    "upstream connect failed", extra={"upstream": upstream.url, "error": reason}
-                )
-                self.on_connect_failure(upstream, reason)
-                continue
-            except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
-                upstream.in_flight -= 1
-                self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
-                raise UpstreamTimeout(
-                    f"The inference engine did not answer within the read timeout "
-                    f"(GATEWAY_READ_TIMEOUT_S) for model `{request.model}`."
-                ) from exc
-            except BaseException:
-                upstream.in_flight -= 1
-                raise
-            return response, upstream
-        if not tried:
-            raise UpstreamUnavailable(
-                f"No healthy inference engine serves `{request.model}` right now; "
-                "see /readyz for each engine's state."
-            )
-        raise UpstreamUnavailable(
-            f"Could not reach any inference engine serving `{request.model}` ({len(tried)} tried)."
-        )
 
     async def _relay_error(
         self,
@@ -213,10 +150,8 @@ class Relay:
     ) -> None:
         try:
             body = await response.read()
-        except (aiohttp.SocketTimeoutError, TimeoutError) as exc:
-            raise UpstreamTimeout("The inference engine stopped answering mid-response.") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable("The inference engine closed the connection.") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise translate(exc, "mid-response") from exc
         if request.rewrite is not None:
             body = request.rewrite.body(body)
         _read_usage(body, result, request.responses_api)  # as the client gets it

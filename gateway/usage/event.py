@@ -59,7 +59,7 @@ def event_from_request(
     """Build the event from what the request context and its cost say.
 
     `started`/`ended` are `time.perf_counter()` readings. The tokens are the request's
-    cost (gateway.api.cost): the engine's usage, or, when it sent none (a client that
+    cost (gateway.admission.cost): the engine's usage, or, when it sent none (a client that
     left mid-stream), the prompt's estimate and the answer tokens relayed.
     """
     elapsed = (ended if ended is not None else time.perf_counter()) - started

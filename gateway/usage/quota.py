@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import RateLimited
+from gateway.errors import QuotaExceeded
 from gateway.keys.record import KeyRecord
 from gateway.usage.event import CounterKey, Period, day_start, resets_at
 from gateway.usage.writer import UsageWriter
@@ -34,15 +34,6 @@ _READ = text(
            OR (period = 'month' AND period_start = :month))
     """
 )
-
-
-class QuotaExceeded(RateLimited):
-    """429 `insufficient_quota`, as OpenAI answers an exhausted quota. Retrying before the
-    reset cannot succeed, so the SDKs are told not to."""
-
-    type = "insufficient_quota"
-    code = "insufficient_quota"
-    retryable = False
 
 
 @dataclass(slots=True)

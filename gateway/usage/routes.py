@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from gateway.errors import DatabaseUnavailable, InvalidRequest
-from gateway.keys.admin import require_admin
+from gateway.errors import InvalidRequest, NeedsDatabase
+from gateway.http.app_state import attribute
+from gateway.keys.require_admin import require_admin
 from gateway.usage.report import (
     BadBound,
     SeriesQuery,
@@ -23,9 +25,28 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 Q = TypeVar("Q", UsageQuery, SeriesQuery)
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReports:
+    """What these routes read from, put on `app.state.usage_reports` by the lifespan."""
+
+    db: AsyncEngine
+
+
+def usage_reports(request: Request) -> UsageReports:
+    found = attribute(request.app.state, "usage_reports", UsageReports)
+    if found is None:
+        raise NeedsDatabase(
+            "Usage is recorded only when the gateway has a database: set GATEWAY_DATABASE_URL."
+        )
+    return found
+
+
+Reports = Annotated[UsageReports, Depends(usage_reports)]
+
+
 @router.get("/usage")
 async def get_usage(
-    request: Request,
+    reports: Reports,
     key_id: Annotated[str | None, Query(max_length=40)] = None,
     model: Annotated[str | None, Query(max_length=512)] = None,
     since: Annotated[str | None, Query(description="ISO date or datetime (UTC if naive)")] = None,
@@ -35,12 +56,12 @@ async def get_usage(
         query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
     except BadBound as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
-    return await _query(request, usage_report, query)
+    return await _query(reports.db, usage_report, query)
 
 
 @router.get("/usage/series")
 async def get_usage_series(
-    request: Request,
+    reports: Reports,
     bucket: Annotated[str, Query(description="hour or day")] = "hour",
     group_by: Annotated[str, Query(description="model or key")] = "model",
     since: Annotated[str | None, Query(description="ISO date or datetime (UTC if naive)")] = None,
@@ -54,19 +75,14 @@ async def get_usage_series(
         )
     except BadBound as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
-    return await _query(request, usage_series, query)
+    return await _query(reports.db, usage_series, query)
 
 
 async def _query(
-    request: Request,
+    db: AsyncEngine,
     report: Callable[[AsyncConnection, Q], Awaitable[dict[str, Any]]],
     query: Q,
 ) -> dict[str, Any]:
     """Run one report on the usage database (an outage is the error boundary's 503)."""
-    sessions = request.app.state.services.sessions
-    if sessions is None:
-        raise DatabaseUnavailable(
-            "Usage is recorded only when the gateway has a database: set GATEWAY_DATABASE_URL."
-        )
-    async with sessions() as session:
-        return await report(await session.connection(), query)
+    async with db.connect() as conn:
+        return await report(conn, query)

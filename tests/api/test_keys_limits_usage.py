@@ -137,7 +137,7 @@ async def test_streamed_responses_carry_rate_limit_headers_and_are_metered(
     assert (streamed.status_code, plain.status_code) == (200, 200)
     assert streamed.headers["x-ratelimit-limit-tokens"] == "1000"
     assert "x-ratelimit-remaining-tokens" in plain.headers
-    await gw.services.usage.flush()
+    await gw.state.storage.usage.flush()
     rows = usage_rows(database_url)
     # Streamed and non-streamed requests count alike: vLLM's usage, 7 prompt + 3 completion.
     assert [(r[1], r[2], r[3], r[4]) for r in rows] == [(200, 7, 3, True), (200, 7, 3, False)]
@@ -166,7 +166,7 @@ async def test_in_flight_slot_is_released_when_the_client_leaves(
         free = await client.post(CHAT, json=BODY)
     assert busy.status_code == 429
     assert free.status_code == 200
-    await gw.services.usage.flush()
+    await gw.state.storage.usage.flush()
     cancelled = [r for r in usage_rows(database_url) if r[5]]
     assert len(cancelled) == 1 and cancelled[0][3] >= 1  # chunks stand in for tokens
 

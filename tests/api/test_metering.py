@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from gateway.api.cost import prompt_estimate
+from gateway.admission.cost import prompt_estimate
 from gateway.limits import Admission
 from tests.api.test_keys_limits_usage import bearer, create_key, guarded, usage_rows
 from tests.conftest import GatewayFactory, RunningGateway
@@ -25,7 +25,7 @@ class SettleSpy:
 
     def __init__(self, gw: RunningGateway) -> None:
         self.actual: list[int | None] = []
-        limiter = gw.services.limiter
+        limiter = gw.state.storage.limiter
         assert limiter is not None
         real = limiter.settle
 
@@ -37,7 +37,7 @@ class SettleSpy:
 
 
 def tokens_counted(gw: RunningGateway, kind: str) -> float:
-    sample = gw.services.metrics.registry.get_sample_value(
+    sample = gw.state.metrics.registry.get_sample_value(
         "gateway_tokens_total", {"model": "fake-model", "kind": kind}
     )
     return sample or 0.0
@@ -49,7 +49,7 @@ def raw(body: dict[str, Any]) -> bytes:
 
 async def wait_rows(gw: RunningGateway, database_url: str, n: int) -> list[tuple[Any, ...]]:
     for _ in range(100):
-        await gw.services.usage.flush()  # type: ignore[union-attr]
+        await gw.state.storage.usage.flush()  # type: ignore[union-attr]
         rows = usage_rows(database_url)
         if len(rows) >= n:
             return rows

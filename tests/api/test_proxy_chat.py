@@ -140,10 +140,10 @@ async def test_client_disconnect_aborts_the_engine_request(
     assert engine.seen.finished == []
     # 200 chunks at 20 ms would take 4 s: the engine stopped long before that.
     for _ in range(50):
-        if gateway.services.registry.upstreams[0].in_flight == 0:
+        if gateway.state.engines.registry.upstreams[0].in_flight == 0:
             break
         await asyncio.sleep(0.02)
-    assert gateway.services.registry.upstreams[0].in_flight == 0
+    assert gateway.state.engines.registry.upstreams[0].in_flight == 0
     metrics = (await gateway.client().get("/metrics")).text
     assert 'gateway_client_disconnects_total{route="/v1/chat/completions"} 1.0' in metrics
 

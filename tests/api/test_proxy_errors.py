@@ -177,7 +177,7 @@ async def test_failover_to_the_next_healthy_engine(gateway_factory: GatewayFacto
             response = await client.post(CHAT, json={"model": "fake-model", "messages": MESSAGES})
         assert response.status_code == 200
         assert len(second.seen.bodies) == 1
-        states = {u.url: u.healthy for u in gw.services.registry.upstreams}
+        states = {u.url: u.healthy for u in gw.state.engines.registry.upstreams}
         assert states == {first.url: False, second.url: True}
     finally:
         await second.stop()
@@ -214,4 +214,4 @@ async def test_secrets_never_reach_logs(
         )
     assert "engine-secret-xyz" not in caplog.text
     assert "client-secret-abc" not in caplog.text
-    assert "engine-secret-xyz" not in repr(gw.services.settings)
+    assert "engine-secret-xyz" not in repr(gw.state.settings)

@@ -181,7 +181,7 @@ async def test_every_answer_of_n_and_of_a_prompt_batch_is_metered(
         batched = await client.post("/v1/completions", json=batch)
     assert streamed.status_code == 200 and '"usage"' not in streamed.text  # stripped
     assert batched.json()["usage"]["completion_tokens"] == 12
-    await gw.services.usage.flush()
+    await gw.state.storage.usage.flush()
     rows = usage_rows(database_url)
     assert [(r[1], r[3]) for r in rows] == [(200, 12), (200, 12)]
     assert rows[1][2] == batched.json()["usage"]["prompt_tokens"]

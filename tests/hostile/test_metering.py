@@ -21,7 +21,7 @@ import psycopg
 import pytest
 import redis
 
-from gateway.api.cost import prompt_estimate
+from gateway.admission.cost import prompt_estimate
 from gateway.db.url import libpq_url
 from tests.conftest import missing_prerequisite
 from tests.fakes.engine import FakeEngine

@@ -1,11 +1,11 @@
 """A tiny real app around the keys package: the admin router, an authenticated /v1 route,
-the OpenAI error handlers, and a Services-like namespace on `app.state.services`."""
+the OpenAI error handlers, and on the app's state what these routes read, as the
+gateway's lifespan puts it there: the settings and the key admin."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -18,7 +18,9 @@ from gateway.config import Settings
 from gateway.db.engine import create_engine, session_factory
 from gateway.http import exception_handlers
 from gateway.keys.auth import Authenticator
-from gateway.keys.routes import router
+from gateway.keys.routes import KeyAdmin, router
+from gateway.keys.store import KeyStore
+from gateway.upstream.registry import Registry
 
 ADMIN = "adm-secret-for-tests"
 
@@ -53,12 +55,12 @@ def make_app(settings: Settings, db: AsyncEngine, auth: Authenticator) -> FastAP
 
     @app.get("/v1/whoami")
     async def whoami(request: Request) -> dict[str, Any]:
-        record = await request.app.state.services.keys.authenticate(request.scope)
+        record = await auth.authenticate(request.scope)
         return {"id": record.id, "models": sorted(record.models or [])}
 
-    app.state.services = SimpleNamespace(
-        settings=settings, db=db, sessions=session_factory(db), keys=auth, registry=None
-    )
+    aliases = Registry([], settings.model_aliases)
+    app.state.settings = settings
+    app.state.key_admin = KeyAdmin(KeyStore(db), auth.invalidate, aliases.served_id)
     return app
 
 

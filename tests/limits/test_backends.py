@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.errors import RateLimited
-from gateway.limits import Admission, Limiter, RequestTooLarge, ratelimit_headers
+from gateway.errors import RateLimited, RequestTooLarge
+from gateway.limits import Admission, Limiter, ratelimit_headers
 from gateway.metrics import Metrics
 from tests.limits.conftest import LEASE_S, FakeClock, LimiterFactory, key
 

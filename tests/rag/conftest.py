@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from gateway.rag.worker import STATE_ATTR, IngestWorker
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine
@@ -49,9 +48,8 @@ async def rag_gateway(rag_factory: RagFactory, database_url: str) -> RunningGate
 
 
 async def stop_worker(gw: RunningGateway) -> None:
-    worker = getattr(gw.app.state, STATE_ATTR, None)
-    if isinstance(worker, IngestWorker):
-        await worker.stop()
+    if gw.state.ingest is not None:
+        await gw.state.ingest.stop()
 
 
 async def create_key(gw: RunningGateway, name: str = "test") -> str:

@@ -101,7 +101,7 @@ async def test_an_expired_lease_is_taken_over(
             "UPDATE vector_store_files SET leased_by = 'dead-replica', attempts = 1, "
             "lease_until = now() + interval '1 second'"
         )
-    worker = IngestWorker(rag_gateway.services, poll_s=0.2, lease_s=5.0)
+    worker = IngestWorker(rag_gateway.retrieval, poll_s=0.2, lease_s=5.0)
     worker.start()
     try:
         done = await client.vector_stores.files.poll(
@@ -144,8 +144,8 @@ async def test_cancelling_a_batch(rag_gateway: RunningGateway, embedder: FakeEmb
 
 
 async def test_upload_size_limit(rag_gateway: RunningGateway, sdk) -> None:
-    services = rag_gateway.services
-    services.settings = services.settings.model_copy(update={"max_upload_bytes": 3 * 1024 * 1024})
+    rag = rag_gateway.retrieval
+    rag.settings = rag.settings.model_copy(update={"max_upload_bytes": 3 * 1024 * 1024})
     client = sdk(rag_gateway, api_key=ADMIN)
     big = io.BytesIO(b"x" * (3 * 1024 * 1024 + 1))
     with pytest.raises(openai.APIStatusError) as info:

@@ -42,8 +42,8 @@ def events(database_url: str) -> list[dict[str, Any]]:
 
 
 async def flushed(gw: RunningGateway, database_url: str) -> list[dict[str, Any]]:
-    assert gw.services.usage is not None
-    await gw.services.usage.flush()
+    assert gw.state.storage is not None
+    await gw.state.storage.usage.flush()
     return events(database_url)
 
 
@@ -261,7 +261,7 @@ async def test_ingestion_by_a_key_that_is_gone_fails_clearly(
             conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (key_id,))
         else:
             conn.execute("DELETE FROM api_keys WHERE id = %s", (key_id,))
-    worker = IngestWorker(gw.services, poll_s=0.1)
+    worker = IngestWorker(gw.retrieval, poll_s=0.1)
     worker.start()
     try:
         async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:

@@ -55,15 +55,15 @@ async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk) 
     # The search function the chat tool uses applies the same rule.
     bob_key = Payer(KeyRecord(id="k-bob", name="bob", owner="someone-else"), SEARCH_ROUTE, "r")
     with pytest.raises(NotFound):
-        await search_stores(rag_gateway.services, bob_key, [store.id], "vault")
+        await search_stores(rag_gateway.retrieval, bob_key, [store.id], "vault")
     with pytest.raises(NotFound):
-        await search_stores(rag_gateway.services, bob_key, [own.id, "vs_missing"], "vault")
+        await search_stores(rag_gateway.retrieval, bob_key, [own.id, "vs_missing"], "vault")
 
     # The admin sees every owner's.
     assert {s.id async for s in admin.vector_stores.list()} == {store.id, own.id}
     assert (await admin.files.retrieve(done.id)).id == done.id
     admin_hits = await search_stores(
-        rag_gateway.services, Payer(None, SEARCH_ROUTE, "r"), [store.id], "vault code"
+        rag_gateway.retrieval, Payer(None, SEARCH_ROUTE, "r"), [store.id], "vault code"
     )
     assert admin_hits[0].file_id == done.id and admin_hits[0].vector_store_id == store.id
     assert (await admin.vector_stores.delete(store.id)).deleted

@@ -17,8 +17,8 @@ async def test_a_full_retrieval_pool_starves_nothing_else(
     rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder
 ) -> None:
     gw = await rag_factory(database_url, rag_db_pool_size=2)
-    rag = gw.services.rag
-    assert rag is not None and gw.services.usage is not None
+    rag = gw.state.retrieval
+    assert rag is not None and gw.state.storage is not None
     admin = {"authorization": f"Bearer {ADMIN}"}
     newcomer = await create_key(gw, "newcomer")  # not looked up yet: not in the key cache
     embedder.behaviour.delay_s = 0.3
@@ -38,7 +38,7 @@ async def test_a_full_retrieval_pool_starves_nothing_else(
             models = await client.get("/v1/models")  # a key lookup on the gateway's own pool
             lookup_s = time.perf_counter() - began
             ready = await client.get("/readyz")
-            await gw.services.usage.flush()  # usage writes
+            await gw.state.storage.usage.flush()  # usage writes
             for _ in range(100):  # ingestion, on the worker's pool
                 async with rag.jobs.connect() as conn:
                     status = (

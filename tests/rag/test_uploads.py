@@ -159,16 +159,16 @@ async def test_stalled_uploads_hold_no_connection_and_leave_nothing(
 ) -> None:
     gw = await rag_factory(database_url, spool_dir=str(tmp_path), db_pool_size=2)
     key = await create_key(gw)
-    assert gw.services.rag is not None and gw.services.db is not None
+    assert gw.state.retrieval is not None and gw.state.storage.db is not None
     async with stalled(gw.url, key, 8) as uploads:
         for _ in range(200):  # all eight are being received
-            if gw.services.rag.uploads.in_progress == 8 and spool_fds(str(tmp_path)) == 8:
+            if gw.state.retrieval.uploads.in_progress == 8 and spool_fds(str(tmp_path)) == 8:
                 break
             await asyncio.sleep(0.02)
         assert [await u.answer() for u in uploads] == [b""] * 8  # all accepted, all waiting
         assert spool_fds(str(tmp_path)) == 8 and list(tmp_path.iterdir()) == []
-        assert gw.services.rag.db.pool.checkedout() == 0  # type: ignore[attr-defined]
-        assert gw.services.db.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert gw.state.retrieval.db.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert gw.state.storage.db.pool.checkedout() == 0  # type: ignore[attr-defined]
         # Everything else goes on meanwhile.
         async with gw.client(headers={"authorization": f"Bearer {key}"}) as client:
             listed = await client.get("/v1/files")
@@ -180,7 +180,7 @@ async def test_stalled_uploads_hold_no_connection_and_leave_nothing(
         await asyncio.sleep(0.05)
     assert spool_fds(str(tmp_path)) == 0
     assert file_rows(database_url) == 0
-    assert gw.services.rag.uploads.in_progress == 0
+    assert gw.state.retrieval.uploads.in_progress == 0
 
 
 async def test_uploads_per_key_are_limited_with_retry_after(
@@ -188,10 +188,10 @@ async def test_uploads_per_key_are_limited_with_retry_after(
 ) -> None:
     gw = await rag_factory(database_url, max_uploads_per_key=3)
     greedy, other = await create_key(gw, "greedy"), await create_key(gw, "other")
-    assert gw.services.rag is not None
+    assert gw.state.retrieval is not None
     async with stalled(gw.url, greedy, 3):
         for _ in range(100):  # all three are being received
-            if gw.services.rag.uploads.in_progress == 3:
+            if gw.state.retrieval.uploads.in_progress == 3:
                 break
             await asyncio.sleep(0.02)
         async with gw.client(headers={"authorization": f"Bearer {greedy}"}) as client:
@@ -207,7 +207,7 @@ async def test_uploads_per_key_are_limited_with_retry_after(
     assert int(refused.headers["retry-after"]) > 0
     assert uploaded.bytes == 4
     for _ in range(100):  # the stalled ones are gone: the greedy key may upload again
-        if gw.services.rag.uploads.in_progress == 0:
+        if gw.state.retrieval.uploads.in_progress == 0:
             break
         await asyncio.sleep(0.02)
     again = await sdk(gw, api_key=greedy).files.create(file=("x.txt", b"x"), purpose="assistants")

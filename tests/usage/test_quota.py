@@ -9,9 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from gateway.db.engine import create_engine
+from gateway.errors import QuotaExceeded
 from gateway.keys.record import KeyRecord
 from gateway.usage.event import resets_at
-from gateway.usage.quota import QuotaChecker, QuotaExceeded
+from gateway.usage.quota import QuotaChecker
 from tests.conftest import _with_db
 from tests.usage.conftest import WriterFactory, event
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from types import SimpleNamespace
 
 import httpx
 import orjson
@@ -14,12 +13,12 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 
 from gateway.config import Settings
-from gateway.db.engine import create_engine, session_factory
+from gateway.db.engine import create_engine
 from gateway.http import exception_handlers
 from gateway.metrics import Metrics
 from gateway.usage.cli import usage
 from gateway.usage.report import UsageQuery
-from gateway.usage.routes import router
+from gateway.usage.routes import UsageReports, router
 from gateway.usage.writer import UsageWriter
 from tests.usage.conftest import event
 
@@ -51,9 +50,8 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     exception_handlers.install(app)
     app.include_router(router)
-    app.state.services = SimpleNamespace(
-        settings=Settings(admin_key="admin-secret"), sessions=session_factory(engine)
-    )
+    app.state.settings = Settings(admin_key="admin-secret")
+    app.state.usage_reports = UsageReports(engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
         yield c

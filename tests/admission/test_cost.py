@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.api.cost import Cost, completion_reservation, prompt_estimate, request_cost
+from gateway.admission.cost import Cost, completion_reservation, prompt_estimate, request_cost
 
 
 def test_prompt_estimate_counts_bytes_outside_ascii_more():

@@ -1,0 +1,177 @@
+"""The one client to the engines: who serves a model, an in-flight lease while an engine
+works on a request, one mapping of transport errors to the gateway's, and JSON calls.
+
+Every caller (the proxy's relay, retrieval's embeddings, context fitting's tokenize)
+goes through here, so they all pick engines the same way (the healthy one with the
+fewest requests in flight), count the same in-flight requests, and fail the same way:
+a refused or reset connection tries the next engine; a silent one is a 504.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+
+from gateway.config import Settings
+from gateway.errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
+from gateway.metrics import Metrics
+from gateway.upstream.balancer import choose
+from gateway.upstream.client import upstream_headers
+from gateway.upstream.registry import Registry, Upstream
+
+log = logging.getLogger("gateway.upstream")
+
+# Failures that mean the request never reached a working engine: safe to try the next one.
+CONNECT_ERRORS = (
+    aiohttp.ClientConnectorError,
+    aiohttp.ConnectionTimeoutError,
+    aiohttp.ServerDisconnectedError,  # also a stale keep-alive connection
+    aiohttp.ClientOSError,
+)
+_TIMEOUTS = (aiohttp.SocketTimeoutError, TimeoutError)
+
+
+class Dispatch(Protocol):
+    """Told whether the request is on its way to an engine (from then on it may cost)."""
+
+    dispatched: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    payload: Any  # the parsed JSON body, None if it was not JSON
+    upstream: str
+
+
+def translate(exc: BaseException, what: str) -> GatewayError:
+    """A transport failure after the request reached an engine, as the gateway's error."""
+    if isinstance(exc, _TIMEOUTS):
+        return UpstreamTimeout(
+            f"The inference engine went silent for longer than the read timeout "
+            f"(GATEWAY_READ_TIMEOUT_S) {what}."
+        )
+    return UpstreamUnavailable(f"The inference engine closed the connection {what}.")
+
+
+class Engines:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        registry: Registry,
+        settings: Settings,
+        metrics: Metrics,
+        on_connect_failure: Callable[[Upstream, str], None],
+    ) -> None:
+        self.session = session
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+        self.on_connect_failure = on_connect_failure
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        return upstream_headers(self.settings, request_id)
+
+    def route(self, requested: str) -> tuple[str, list[Upstream]]:
+        """The served model id and the engines serving it (404/503 if none)."""
+        return self.registry.candidates(requested)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def lease(upstream: Upstream) -> Iterator[Upstream]:
+        """Count a request in flight on `upstream` while it works (balancing reads it)."""
+        upstream.in_flight += 1
+        try:
+            yield upstream
+        finally:
+            upstream.in_flight -= 1
+
+    @contextlib.asynccontextmanager
+    async def post(
+        self,
+        path: str,
+        body: bytes,
+        headers: dict[str, str],
+        model: str,
+        candidates: Sequence[Upstream],
+        dispatch: Dispatch | None = None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, Upstream]]:
+        """POST to the least busy healthy candidate, moving on to the next while connecting
+        fails; the response and its engine, leased until the block ends. Closing the
+        response early (the block left before reading it all) makes vLLM abort the request
+        and free its KV cache."""
+        tried: list[Upstream] = []
+        while (upstream := choose(candidates, tried)) is not None:
+            tried.append(upstream)
+            with self.lease(upstream):
+                if dispatch is not None:
+                    dispatch.dispatched = True
+                try:
+                    response = await self.session.post(
+                        upstream.url + path,
+                        data=body,
+                        headers=headers,
+                        # Given explicitly, None would mean no timeout at all.
+                        timeout=client_timeout or self.session.timeout,
+                    )
+                except CONNECT_ERRORS as exc:
+                    if dispatch is not None:
+                        dispatch.dispatched = False
+                    self._connect_failed(upstream, exc)
+                    continue
+                except _TIMEOUTS as exc:
+                    self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
+                    raise translate(exc, f"for model `{model}`") from exc
+                try:
+                    yield response, upstream
+                finally:
+                    response.close()  # a no-op after a complete read
+                return
+        if not tried:
+            raise UpstreamUnavailable(
+                f"No healthy inference engine serves `{model}` right now; "
+                "see /readyz for each engine's state."
+            )
+        raise UpstreamUnavailable(
+            f"Could not reach any inference engine serving `{model}` ({len(tried)} tried)."
+        )
+
+    def _connect_failed(self, upstream: Upstream, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        self.metrics.upstream_errors.labels(upstream.url, "connect").inc()
+        log.warning("upstream connect failed", extra={"upstream": upstream.url, "error": reason})
+        self.on_connect_failure(upstream, reason)
+
+    async def post_json(
+        self,
+        path: str,
+        body: dict[str, Any],
+        *,
+        model: str,
+        request_id: str,
+        candidates: Sequence[Upstream] | None = None,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> Reply:
+        """A JSON call to an engine serving `model` (its served id goes in the body)."""
+        served, found = self.route(model) if candidates is None else (model, list(candidates))
+        data = orjson.dumps({**body, "model": served})
+        async with self.post(
+            path, data, self.headers(request_id), served, found, client_timeout=client_timeout
+        ) as (response, upstream):
+            try:
+                raw = await response.read()
+            except (aiohttp.ClientError, *_TIMEOUTS) as exc:
+                raise translate(exc, f"while answering {path}") from exc
+            status = response.status
+        try:
+            payload = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError:
+            payload = None
+        return Reply(status, payload, upstream.url)

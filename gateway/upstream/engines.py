@@ -9,9 +9,8 @@ a refused or reset connection tries the next engine; a silent one is a 504.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,6 +59,42 @@ def translate(exc: BaseException, what: str) -> GatewayError:
     return UpstreamUnavailable(f"The inference engine closed the connection {what}.")
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    path: str
+    body: bytes
+    headers: dict[str, str]
+    model: str
+    candidates: Sequence[Upstream]
+    dispatch: Dispatch | None
+    client_timeout: aiohttp.ClientTimeout | None
+
+
+class Lease:
+    """An engine's answer and the in-flight count it holds on that engine (balancing reads
+    it), for the length of an `async with` block. Leaving the block closes the response:
+    a no-op after a complete read, and otherwise the end of the request for vLLM, which
+    then aborts it and frees its KV cache. A class rather than a generator-based context
+    manager: every proxied request goes through one."""
+
+    __slots__ = ("_engines", "_request", "_response", "_upstream")
+
+    def __init__(self, engines: Engines, request: _Request) -> None:
+        self._engines = engines
+        self._request = request
+        self._response: aiohttp.ClientResponse | None = None
+        self._upstream: Upstream | None = None
+
+    async def __aenter__(self) -> tuple[aiohttp.ClientResponse, Upstream]:
+        self._response, self._upstream = await self._engines._connect(self._request)
+        return self._response, self._upstream
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._response is not None and self._upstream is not None:
+            self._response.close()
+            self._upstream.in_flight -= 1
+
+
 class Engines:
     def __init__(
         self,
@@ -82,18 +117,7 @@ class Engines:
         """The served model id and the engines serving it (404/503 if none)."""
         return self.registry.candidates(requested)
 
-    @staticmethod
-    @contextlib.contextmanager
-    def lease(upstream: Upstream) -> Iterator[Upstream]:
-        """Count a request in flight on `upstream` while it works (balancing reads it)."""
-        upstream.in_flight += 1
-        try:
-            yield upstream
-        finally:
-            upstream.in_flight -= 1
-
-    @contextlib.asynccontextmanager
-    async def post(
+    def post(
         self,
         path: str,
         body: bytes,
@@ -102,45 +126,52 @@ class Engines:
         candidates: Sequence[Upstream],
         dispatch: Dispatch | None = None,
         client_timeout: aiohttp.ClientTimeout | None = None,
-    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, Upstream]]:
-        """POST to the least busy healthy candidate, moving on to the next while connecting
-        fails; the response and its engine, leased until the block ends. Closing the
-        response early (the block left before reading it all) makes vLLM abort the request
-        and free its KV cache."""
+    ) -> Lease:
+        """`async with engines.post(...) as (response, upstream)`: POST to the least busy
+        healthy candidate, moving on to the next while connecting fails; the response and
+        its engine are leased until the block ends."""
+        request = _Request(path, body, headers, model, candidates, dispatch, client_timeout)
+        return Lease(self, request)
+
+    async def _connect(self, request: _Request) -> tuple[aiohttp.ClientResponse, Upstream]:
+        """The response of the first engine that takes the request, counted in flight on
+        it (the caller gives the count back)."""
         tried: list[Upstream] = []
-        while (upstream := choose(candidates, tried)) is not None:
+        dispatch = request.dispatch
+        while (upstream := choose(request.candidates, tried)) is not None:
             tried.append(upstream)
-            with self.lease(upstream):
+            upstream.in_flight += 1  # from the moment it is sent: the engine thinks meanwhile
+            if dispatch is not None:
+                dispatch.dispatched = True
+            try:
+                response = await self.session.post(
+                    upstream.url + request.path,
+                    data=request.body,
+                    headers=request.headers,
+                    # Given explicitly, None would mean no timeout at all.
+                    timeout=request.client_timeout or self.session.timeout,
+                )
+            except CONNECT_ERRORS as exc:
+                upstream.in_flight -= 1
                 if dispatch is not None:
-                    dispatch.dispatched = True
-                try:
-                    response = await self.session.post(
-                        upstream.url + path,
-                        data=body,
-                        headers=headers,
-                        # Given explicitly, None would mean no timeout at all.
-                        timeout=client_timeout or self.session.timeout,
-                    )
-                except CONNECT_ERRORS as exc:
-                    if dispatch is not None:
-                        dispatch.dispatched = False
-                    self._connect_failed(upstream, exc)
-                    continue
-                except _TIMEOUTS as exc:
-                    self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
-                    raise translate(exc, f"for model `{model}`") from exc
-                try:
-                    yield response, upstream
-                finally:
-                    response.close()  # a no-op after a complete read
-                return
+                    dispatch.dispatched = False
+                self._connect_failed(upstream, exc)
+                continue
+            except _TIMEOUTS as exc:
+                upstream.in_flight -= 1
+                self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
+                raise translate(exc, f"for model `{request.model}`") from exc
+            except BaseException:
+                upstream.in_flight -= 1
+                raise
+            return response, upstream
         if not tried:
             raise UpstreamUnavailable(
-                f"No healthy inference engine serves `{model}` right now; "
+                f"No healthy inference engine serves `{request.model}` right now; "
                 "see /readyz for each engine's state."
             )
         raise UpstreamUnavailable(
-            f"Could not reach any inference engine serving `{model}` ({len(tried)} tried)."
+            f"Could not reach any inference engine serving `{request.model}` ({len(tried)} tried)."
         )
 
     def _connect_failed(self, upstream: Upstream, exc: BaseException) -> None:

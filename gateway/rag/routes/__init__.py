@@ -1,7 +1,19 @@
-"""All retrieval routes: `api.include_router(gateway.rag.routes.router)`, with a database.
+"""The Files and Vector Stores API, as the openai SDK calls it, and the storage of its
+objects.
 
-Without one, `needs_database` answers every Files and Vector Stores path with a 503 that
-says what to set, rather than a 404 that would suggest a wrong URL."""
+    files.py         /v1/files: upload, list, retrieve, delete, download
+    stores.py        /v1/vector_stores: create, retrieve, update, list, delete, search
+    store_files.py   /v1/vector_stores/{id}/files and /file_batches
+    body.py          JSON request bodies
+    views.py         object shapes as OpenAI returns them, ids, request fields (pure)
+    paging.py        cursor paging as OpenAI lists do it (pure)
+    listing.py       the one cursor-paged SELECT every list runs
+    stores_db.py     queries on vector stores, store files and batches
+
+Exports `router`, all retrieval routes (`api.include_router(gateway.rag.routes.router)`,
+with a database), and `needs_database`: without one, it answers every Files and Vector
+Stores path with a 503 that says what to set, rather than a 404 that would suggest a
+wrong URL."""
 
 from __future__ import annotations
 

@@ -1,14 +1,16 @@
 """The Files and Vector Stores API, as the openai SDK calls it, and the storage of its
 objects.
 
-    files.py         /v1/files: upload, list, retrieve, delete, download
-    stores.py        /v1/vector_stores: create, retrieve, update, list, delete, search
-    store_files.py   /v1/vector_stores/{id}/files and /file_batches
-    body.py          JSON request bodies
-    views.py         object shapes as OpenAI returns them, ids, request fields (pure)
-    paging.py        cursor paging as OpenAI lists do it (pure)
-    listing.py       the one cursor-paged SELECT every list runs
-    stores_db.py     queries on vector stores, store files and batches
+    files.py            /v1/files: upload, list, retrieve, delete, download
+    stores.py           /v1/vector_stores: create, retrieve, update, list, delete, search
+    store_files.py      /v1/vector_stores/{id}/files and /file_batches
+    body.py             JSON request bodies
+    views.py            object shapes as OpenAI returns them, ids, request fields (pure)
+    paging.py           cursor paging as OpenAI lists do it (pure)
+    files_db.py         the SQL on files (their bytes: gateway.rag.ingestion.file_store)
+    stores_db.py        the SQL on vector stores
+    store_files_db.py   the SQL on store files and batches (attaching queues ingestion)
+    listing.py          the one cursor-paged SELECT every list runs
 
 Exports `router`, all retrieval routes (`api.include_router(gateway.rag.routes.router)`,
 with a database), and `needs_database`: without one, it answers every Files and Vector

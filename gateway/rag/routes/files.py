@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gateway.errors import NotFound
 from gateway.http.disposition import attachment
-from gateway.rag.access import Caller, Rag, Who
+from gateway.rag.access import Rag, Who
 from gateway.rag.ingestion.file_store import read_parts, store_upload
 from gateway.rag.ingestion.spool import spool_file
 from gateway.rag.ingestion.uploads import check_declared_size, receive_upload
-from gateway.rag.routes.listing import list_rows
+from gateway.rag.routes import files_db
 from gateway.rag.routes.paging import page_request
 from gateway.rag.routes.views import file_view, list_view, new_id
 
 router = APIRouter(prefix="/v1/files")
-
-
-def _not_found(file_id: str) -> NotFound:
-    return NotFound(f"No such File object: {file_id}", param="file_id", code="file_not_found")
-
-
-async def visible_file(conn: AsyncConnection, who: Caller, file_id: str) -> Mapping[Any, Any]:
-    params: dict[str, Any] = {"id": file_id}
-    sql = f"SELECT * FROM files WHERE id = :id AND {who.condition('owner', params)}"
-    row = (await conn.execute(text(sql), params)).mappings().first()
-    if row is None:
-        raise _not_found(file_id)
-    return row
 
 
 @router.post("")
@@ -57,21 +40,8 @@ async def list_files(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     db = rag.db
     query = request.query_params
     page = page_request(query, default_limit=10_000, max_limit=10_000)
-    params: dict[str, Any] = {}
-    where = who.condition("owner", params)
-    if query.get("purpose"):
-        where += " AND purpose = :purpose"
-        params["purpose"] = query["purpose"]
     async with db.connect() as conn:
-        rows, has_more = await list_rows(
-            conn,
-            select="SELECT * FROM files",
-            where=where,
-            params=params,
-            page=page,
-            seq="seq",
-            cursor=f"SELECT seq FROM files WHERE id = :cursor AND {where}",
-        )
+        rows, has_more = await files_db.list_page(conn, who, page, query.get("purpose"))
     return list_view([file_view(row) for row in rows], has_more)
 
 
@@ -79,18 +49,15 @@ async def list_files(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
 async def retrieve_file(file_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     db = rag.db
     async with db.connect() as conn:
-        return file_view(await visible_file(conn, who, file_id))
+        return file_view(await files_db.visible_file(conn, who, file_id))
 
 
 @router.delete("/{file_id}")
 async def delete_file(file_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     """Deleting a file also removes it from every vector store (as OpenAI does)."""
     db = rag.db
-    params: dict[str, Any] = {"id": file_id}
-    sql = f"DELETE FROM files WHERE id = :id AND {who.condition('owner', params)} RETURNING id"
     async with db.begin() as conn:
-        if (await conn.execute(text(sql), params)).first() is None:
-            raise _not_found(file_id)
+        await files_db.delete(conn, who, file_id)
     return {"id": file_id, "object": "file", "deleted": True}
 
 
@@ -98,7 +65,7 @@ async def delete_file(file_id: str, request: Request, who: Who, rag: Rag) -> dic
 async def file_content(file_id: str, request: Request, who: Who, rag: Rag) -> StreamingResponse:
     db = rag.db
     async with db.connect() as conn:
-        row = await visible_file(conn, who, file_id)
+        row = await files_db.visible_file(conn, who, file_id)
     return StreamingResponse(
         read_parts(db, file_id),
         media_type="application/octet-stream",

@@ -6,30 +6,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
 
 from gateway.errors import InvalidRequest
 from gateway.http.context import CONTEXT_KEY
 from gateway.rag.access import Rag, Who, request_id
 from gateway.rag.ingestion.chunking import parse_strategy
 from gateway.rag.metering import SEARCH_ROUTE, Payer
-from gateway.rag.routes import views
+from gateway.rag.routes import store_files_db, stores_db, views
 from gateway.rag.routes.body import json_body
-from gateway.rag.routes.listing import list_rows
 from gateway.rag.routes.paging import page_request
-from gateway.rag.routes.stores_db import (
-    STORE_SELECT,
-    Attachment,
-    attach,
-    store_not_found,
-    visible_store,
-)
 from gateway.rag.search.hybrid import search_stores
 
 router = APIRouter(prefix="/v1/vector_stores")
-
-_JSONB_PARAMS = (bindparam("metadata", type_=JSONB), bindparam("expires_after", type_=JSONB))
 
 
 def _now() -> datetime:
@@ -43,22 +31,23 @@ async def create_store(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     strategy = parse_strategy(body.get("chunking_strategy"))
     file_ids = views.string_list(body.get("file_ids"), "file_ids", max_items=500)
     store_id = views.new_id("vs_")
-    values = {
-        "id": store_id,
-        "owner": who.owner,
-        "name": views.optional_str(body.get("name"), "name", 256) or "",
-        "description": views.optional_str(body.get("description"), "description"),
-        "metadata": views.metadata(body.get("metadata")),
-        "expires_after": views.expires_after(body.get("expires_after")),
-    }
-    insert = text(
-        "INSERT INTO vector_stores (id, owner, name, description, metadata, expires_after) "
-        "VALUES (:id, :owner, :name, :description, :metadata, :expires_after)"
-    ).bindparams(*_JSONB_PARAMS)
+    name = views.optional_str(body.get("name"), "name", 256) or ""
+    description = views.optional_str(body.get("description"), "description")
+    metadata = views.metadata(body.get("metadata"))
+    expires_after = views.expires_after(body.get("expires_after"))
     async with db.begin() as conn:
-        await conn.execute(insert, values)
-        await attach(conn, who, store_id, [Attachment(f, {}, strategy) for f in file_ids])
-        row = await visible_store(conn, who, store_id)
+        await stores_db.create(
+            conn,
+            store_id,
+            who.owner,
+            name=name,
+            description=description,
+            metadata=metadata,
+            expires_after=expires_after,
+        )
+        files = [store_files_db.Attachment(f, {}, strategy) for f in file_ids]
+        await store_files_db.attach(conn, who, store_id, files)
+        row = await stores_db.visible_store(conn, who, store_id)
     if file_ids:
         rag.work_arrived.set()
     return views.store_view(row, _now())
@@ -68,18 +57,8 @@ async def create_store(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
 async def list_stores(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     db = rag.db
     page = page_request(request.query_params)
-    params: dict[str, Any] = {}
-    where = who.condition("s.owner", params)
     async with db.connect() as conn:
-        rows, has_more = await list_rows(
-            conn,
-            select=STORE_SELECT,
-            where=where,
-            params=params,
-            page=page,
-            seq="s.seq",
-            cursor=f"SELECT s.seq FROM vector_stores s WHERE s.id = :cursor AND {where}",
-        )
+        rows, has_more = await stores_db.list_page(conn, who, page)
     now = _now()
     return views.list_view([views.store_view(row, now) for row in rows], has_more)
 
@@ -88,31 +67,23 @@ async def list_stores(request: Request, who: Who, rag: Rag) -> dict[str, Any]:
 async def retrieve_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     db = rag.db
     async with db.connect() as conn:
-        return views.store_view(await visible_store(conn, who, store_id), _now())
+        return views.store_view(await stores_db.visible_store(conn, who, store_id), _now())
 
 
 @router.post("/{store_id}")
 async def update_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     db = rag.db
     body = await json_body(request)
-    sets: list[str] = []
-    params: dict[str, Any] = {"id": store_id}
+    changes: dict[str, Any] = {}
     if "name" in body:
-        sets.append("name = :name")
-        params["name"] = views.optional_str(body["name"], "name", 256) or ""
+        changes["name"] = views.optional_str(body["name"], "name", 256) or ""
     if "metadata" in body:
-        sets.append("metadata = :metadata")
-        params["metadata"] = views.metadata(body["metadata"])
+        changes["metadata"] = views.metadata(body["metadata"])
     if "expires_after" in body:
-        sets.append("expires_after = :expires_after, last_active_at = now()")
-        params["expires_after"] = views.expires_after(body["expires_after"])
+        changes["expires_after"] = views.expires_after(body["expires_after"])
     async with db.begin() as conn:
-        if sets:
-            where = who.condition("owner", params)
-            sql = f"UPDATE vector_stores SET {', '.join(sets)} WHERE id = :id AND {where}"
-            statement = text(sql).bindparams(*(p for p in _JSONB_PARAMS if p.key in params))
-            await conn.execute(statement, params)
-        row = await visible_store(conn, who, store_id)
+        await stores_db.update(conn, who, store_id, changes)
+        row = await stores_db.visible_store(conn, who, store_id)
     return views.store_view(row, _now())
 
 
@@ -120,12 +91,8 @@ async def update_store(store_id: str, request: Request, who: Who, rag: Rag) -> d
 async def delete_store(store_id: str, request: Request, who: Who, rag: Rag) -> dict[str, Any]:
     """The store, its file links and chunks go; the files themselves stay."""
     db = rag.db
-    params: dict[str, Any] = {"id": store_id}
-    where = who.condition("owner", params)
     async with db.begin() as conn:
-        sql = f"DELETE FROM vector_stores WHERE id = :id AND {where} RETURNING id"
-        if (await conn.execute(text(sql), params)).first() is None:
-            raise store_not_found(store_id)
+        await stores_db.delete(conn, who, store_id)
     return {"id": store_id, "object": "vector_store.deleted", "deleted": True}
 
 

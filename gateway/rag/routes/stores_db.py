@@ -1,20 +1,22 @@
-"""Queries shared by the vector store, store file and batch routes."""
+"""Queries on vector stores: one store with its file counts, a page of them, creating,
+updating and deleting one, and the check that a store is there for the caller."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import RowMapping, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import NotFound
 from gateway.rag.access import Caller
-from gateway.rag.ingestion.chunking import ChunkingStrategy
+from gateway.rag.routes.listing import list_rows
+from gateway.rag.routes.paging import PageRequest
 
-_COUNTS = """
+# How many of a store's (or a batch's) files are in each state, over `vector_store_files f`.
+FILE_COUNTS = """
     count(*) FILTER (WHERE f.status = 'in_progress') AS in_progress,
     count(*) FILTER (WHERE f.status = 'completed') AS completed,
     count(*) FILTER (WHERE f.status = 'failed') AS failed,
@@ -22,16 +24,17 @@ _COUNTS = """
 """
 STORE_SELECT = f"""
 SELECT s.*, c.* FROM vector_stores s LEFT JOIN LATERAL (
-    SELECT {_COUNTS}, coalesce(sum(f.usage_bytes), 0) AS usage_bytes
+    SELECT {FILE_COUNTS}, coalesce(sum(f.usage_bytes), 0) AS usage_bytes
     FROM vector_store_files f WHERE f.vector_store_id = s.id
 ) c ON TRUE
 """
-BATCH_SELECT = f"""
-SELECT b.*, c.* FROM vector_store_file_batches b LEFT JOIN LATERAL (
-    SELECT {_COUNTS} FROM vector_store_files f WHERE f.batch_id = b.id
-) c ON TRUE
-"""
-VSF_SELECT = "SELECT f.* FROM vector_store_files f JOIN vector_stores s ON s.id = f.vector_store_id"
+_JSONB_PARAMS = (bindparam("metadata", type_=JSONB), bindparam("expires_after", type_=JSONB))
+# What `update` may change, in the order the SET clause names them.
+_SETS = {
+    "name": "name = :name",
+    "metadata": "metadata = :metadata",
+    "expires_after": "expires_after = :expires_after, last_active_at = now()",
+}
 
 
 def store_not_found(store_id: str) -> NotFound:
@@ -40,10 +43,6 @@ def store_not_found(store_id: str) -> NotFound:
         param="vector_store_id",
         code="vector_store_not_found",
     )
-
-
-def file_not_found(file_id: str) -> NotFound:
-    return NotFound(f"No file found with id '{file_id}'.", param="file_id", code="file_not_found")
 
 
 async def visible_store(conn: AsyncConnection, who: Caller, store_id: str) -> Mapping[Any, Any]:
@@ -65,68 +64,72 @@ async def check_store(conn: AsyncConnection, who: Caller, store_id: str) -> None
         raise store_not_found(store_id)
 
 
-async def visible_store_file(
-    conn: AsyncConnection, who: Caller, store_id: str, file_id: str
-) -> Mapping[Any, Any]:
-    params: dict[str, Any] = {"store": store_id, "file": file_id}
-    sql = (
-        f"{VSF_SELECT} WHERE f.vector_store_id = :store AND f.file_id = :file "
-        f"AND {who.condition('s.owner', params)}"
+async def list_page(
+    conn: AsyncConnection, who: Caller, page: PageRequest
+) -> tuple[list[RowMapping], bool]:
+    """The caller's stores with their file counts, one page, and whether more follow."""
+    params: dict[str, Any] = {}
+    where = who.condition("s.owner", params)
+    return await list_rows(
+        conn,
+        select=STORE_SELECT,
+        where=where,
+        params=params,
+        page=page,
+        seq="s.seq",
+        cursor=f"SELECT s.seq FROM vector_stores s WHERE s.id = :cursor AND {where}",
     )
-    row = (await conn.execute(text(sql), params)).mappings().first()
-    if row is None:
-        raise file_not_found(file_id)
-    return row
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    file_id: str
-    attributes: dict[str, Any]
-    strategy: ChunkingStrategy
-
-
-async def attach(
+async def create(
     conn: AsyncConnection,
-    who: Caller,
     store_id: str,
-    items: Sequence[Attachment],
-    batch_id: str | None = None,
+    owner: str | None,
+    *,
+    name: str,
+    description: str | None,
+    metadata: dict[str, str],
+    expires_after: dict[str, Any] | None,
 ) -> None:
-    """Queue files for ingestion into a store (the caller checked the store), to be
-    embedded under the caller's key. A file already in the store keeps its state (and the
-    key that attached it); it joins the batch if one is given."""
-    if not items:
-        return
-    params: dict[str, Any] = {"ids": [item.file_id for item in items]}
-    sql = f"SELECT id FROM files WHERE id = ANY(:ids) AND {who.condition('owner', params)}"
-    found = set((await conn.execute(text(sql), params)).scalars().all())
-    for item in items:
-        if item.file_id not in found:
-            raise file_not_found(item.file_id)
     insert = text(
-        """
-        INSERT INTO vector_store_files (vector_store_id, file_id, batch_id, status, attributes,
-            chunking_type, max_chunk_tokens, chunk_overlap_tokens, usage_bytes, attempts, key_id)
-        VALUES (:store, :file, :batch, 'in_progress', :attributes, :type, :max, :overlap, 0, 0,
-            :key_id)
-        ON CONFLICT (vector_store_id, file_id) DO UPDATE
-            SET batch_id = coalesce(EXCLUDED.batch_id, vector_store_files.batch_id)
-        """
-    ).bindparams(bindparam("attributes", type_=JSONB))
-    await conn.execute(
-        insert,
-        [
-            {
-                "store": store_id,
-                "file": item.file_id,
-                "batch": batch_id,
-                "attributes": item.attributes,
-                "type": item.strategy.type,
-                "max": item.strategy.max_tokens,
-                "overlap": item.strategy.overlap_tokens,
-                "key_id": who.key_id,
-            }
-            for item in items
-        ],
-    )
+        "INSERT INTO vector_stores (id, owner, name, description, metadata, expires_after) "
+        "VALUES (:id, :owner, :name, :description, :metadata, :expires_after)"
+    ).bindparams(*_JSONB_PARAMS)
+    values = {
+        "id": store_id,
+        "owner": owner,
+        "name": name,
+        "description": description,
+        "metadata": metadata,
+        "expires_after": expires_after,
+    }
+    await conn.execute(insert, values)
+
+
+async def update(
+    conn: AsyncConnection, who: Caller, store_id: str, changes: Mapping[str, Any]
+) -> None:
+    """Set the fields `changes` names (name, metadata, expires_after; the last one restarts
+    the expiry clock). A store the caller cannot reach is left as it is."""
+    params: dict[str, Any] = {"id": store_id}
+    sets: list[str] = []
+    for field, assignment in _SETS.items():
+        if field in changes:
+            sets.append(assignment)
+            params[field] = changes[field]
+    if not sets:
+        return
+    where = who.condition("owner", params)
+    sql = f"UPDATE vector_stores SET {', '.join(sets)} WHERE id = :id AND {where}"
+    statement = text(sql).bindparams(*(p for p in _JSONB_PARAMS if p.key in params))
+    await conn.execute(statement, params)
+
+
+async def delete(conn: AsyncConnection, who: Caller, store_id: str) -> None:
+    """Delete the store (its file links and chunks cascade; the files stay); NotFound if
+    the caller cannot."""
+    params: dict[str, Any] = {"id": store_id}
+    where = who.condition("owner", params)
+    sql = f"DELETE FROM vector_stores WHERE id = :id AND {where} RETURNING id"
+    if (await conn.execute(text(sql), params)).first() is None:
+        raise store_not_found(store_id)

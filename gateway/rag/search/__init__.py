@@ -4,6 +4,7 @@
                  `search_vectors` (with a ready vector) and `SearchHit`
     ranking.py   the two rankings, one SQL statement each
     fusion.py    reciprocal rank fusion, and the words of the text query (pure)
+    scope.py     the stores a search reads: there for the caller, marked active
     filters.py   OpenAI attribute filters as a SQL condition (pure)
 
 Used by the routes (a vector store's search) and by grounding (file_search). What search

@@ -4,8 +4,8 @@ Two rankings over the stores asked for and the attribute filter, computed in par
 (gateway.rag.search.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`)
 and the best full-text matches (`tsvector` + GIN). Reciprocal rank fusion merges them
 (gateway.rag.search.fusion); `score` is the fused score in 0..1, and `score_threshold`
-applies to it. The query's embedding, the ownership check and the lookup of common words also
-run side by side.
+applies to it. The query's embedding, the ownership check (gateway.rag.search.scope) and
+the lookup of common words also run side by side.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import NotFound
-from gateway.rag.access import Caller, caller_for
+from gateway.rag.access import caller_for
 from gateway.rag.index import vector_literal
 from gateway.rag.metering import Payer, embed_for
 from gateway.rag.resources import Retrieval
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import rrf, text_query
 from gateway.rag.search.ranking import Chunk, text_ranking, vector_ranking
+from gateway.rag.search.scope import check_stores
 
 _MIN_CANDIDATES = 10
 _MAX_CANDIDATES = 100
@@ -63,7 +62,7 @@ async def search_stores(
     # Embedding, ownership check and common words overlap; all must succeed.
     vectors, _, common = await asyncio.gather(
         embed_for(rag, payer, [query]),
-        _check_stores(db, caller_for(payer.key), ids),
+        check_stores(db, caller_for(payer.key), ids),
         rag.common_terms.get(db),
     )
     return await search_vectors(
@@ -78,29 +77,6 @@ async def search_stores(
         common=common,
         pairs=rag.pairs,
     )
-
-
-async def _check_stores(db: AsyncEngine, who: Caller, ids: list[str]) -> None:
-    """404 for the first store the caller cannot reach; marks the others active."""
-    params: dict[str, Any] = {"ids": ids}
-    sql = f"""
-        WITH visible AS (
-            SELECT id FROM vector_stores WHERE id = ANY(:ids) AND {who.condition("owner", params)}
-        ), touched AS (
-            UPDATE vector_stores SET last_active_at = now()
-            WHERE id IN (SELECT id FROM visible) AND last_active_at < now() - interval '1 minute'
-        )
-        SELECT id FROM visible
-    """
-    async with db.begin() as conn:
-        found = set((await conn.execute(text(sql), params)).scalars().all())
-    for store_id in ids:
-        if store_id not in found:
-            raise NotFound(
-                f"No vector store found with id '{store_id}'.",
-                param="vector_store_ids",
-                code="vector_store_not_found",
-            )
 
 
 async def search_vectors(

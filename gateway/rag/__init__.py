@@ -18,5 +18,6 @@ What every concern shares lives at this level, and imports none of them:
 
 Dependencies run one way: routes → ingestion, search, grounding → this level; grounding
 uses search. Nothing here imports gateway.api, gateway.state, gateway.wiring or
-gateway.app.
+gateway.app. The `gateway ingest` client, which uploads through the API, is apart
+(gateway.ingest_client).
 """

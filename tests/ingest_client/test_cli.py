@@ -8,8 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
-from gateway.rag.cli import ingest
-from gateway.rag.sync import LocalFile, RemoteFile, plan, walk
+from gateway.ingest_client.cli import ingest
+from gateway.ingest_client.sync import LocalFile, RemoteFile, plan, walk
 from tests.conftest import RunningGateway
 from tests.rag.conftest import ADMIN, create_key
 from tests.rag.pdfs import BROKEN_PDF

@@ -14,8 +14,16 @@ from pathlib import Path
 
 import click
 
-from gateway.rag.client import ApiError, GatewayClient
-from gateway.rag.sync import HASH_ATTR, PATH_ATTR, LocalFile, RemoteFile, plan, sha256_of, walk
+from gateway.ingest_client.client import ApiError, GatewayClient
+from gateway.ingest_client.sync import (
+    HASH_ATTR,
+    PATH_ATTR,
+    LocalFile,
+    RemoteFile,
+    plan,
+    sha256_of,
+    walk,
+)
 
 _CONCURRENCY = 4
 

@@ -26,8 +26,8 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.keys.callers import OpenGateway
 from gateway.metrics import Metrics
+from gateway.rag.ingestion.worker import IngestWorker
 from gateway.rag.resources import open_retrieval
-from gateway.rag.worker import IngestWorker
 from gateway.upstream.client import create_session
 from gateway.upstream.engines import Engines
 from gateway.upstream.registry import Registry

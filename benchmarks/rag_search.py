@@ -26,10 +26,10 @@ from sqlalchemy import text
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.rag.common_terms import CommonTerms
-from gateway.rag.filters import compile_filter
 from gateway.rag.index import distance_sql, index_name
-from gateway.rag.ranking import text_sql, vector_sql
-from gateway.rag.search import search_vectors
+from gateway.rag.search.filters import compile_filter
+from gateway.rag.search.hybrid import search_vectors
+from gateway.rag.search.ranking import text_sql, vector_sql
 
 DIMS = 384
 STORE = "vs_bench"

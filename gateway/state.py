@@ -33,8 +33,8 @@ from gateway.usage.unrecorded import Unrecorded
 if TYPE_CHECKING:
     from gateway.keys.auth import Authenticator
     from gateway.limits import Limiter
+    from gateway.rag.ingestion.worker import IngestWorker
     from gateway.rag.resources import Retrieval
-    from gateway.rag.worker import IngestWorker
     from gateway.usage import QuotaChecker, UsageWriter
 
 STATE_KEY = "gateway"

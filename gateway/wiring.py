@@ -20,8 +20,8 @@ from gateway.keys.routes import KeyAdmin
 from gateway.keys.store import KeyStore
 from gateway.limits import Limiter
 from gateway.metrics import Metrics
+from gateway.rag.ingestion.worker import IngestWorker, start_worker
 from gateway.rag.resources import Retrieval, open_retrieval
-from gateway.rag.worker import IngestWorker, start_worker
 from gateway.state import STATE_KEY, AppState, Storage
 from gateway.upstream.client import create_session
 from gateway.upstream.engines import Engines

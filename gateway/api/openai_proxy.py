@@ -25,12 +25,12 @@ from gateway.errors import (
 from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error, sse_error_event
-from gateway.rag import chat as rag_chat
 from gateway.rag.access import NEEDS_DATABASE
-from gateway.rag.citations import CitationRewriter
+from gateway.rag.grounding import chat as rag_chat
+from gateway.rag.grounding.citations import CitationRewriter
+from gateway.rag.grounding.responses_output import ResponsesRewriter
+from gateway.rag.grounding.responses_request import chat_request
 from gateway.rag.metering import Payer
-from gateway.rag.responses_output import ResponsesRewriter
-from gateway.rag.responses_request import chat_request
 from gateway.state import AppState, state_of
 from gateway.upstream.relay import RelayRequest, RelayResult
 from gateway.usage import event_from_request

@@ -8,6 +8,8 @@ dimension gets a partial expression index that queries match by casting the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,6 +20,11 @@ _LOCK = 727275  # serialises index creation across replicas (the migration lock 
 
 def index_name(dims: int) -> str:
     return f"ix_chunks_hnsw_{int(dims)}"
+
+
+def vector_literal(vector: Sequence[float]) -> str:
+    """A vector as the text `CAST(... AS halfvec)` reads, for the chunks' `embedding`."""
+    return "[" + ",".join(f"{x:.6g}" for x in vector) + "]"
 
 
 def distance_sql(dims: int, vector_param: str = ":qvec") -> str:

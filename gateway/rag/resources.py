@@ -10,7 +10,8 @@ Each kind of work has connections no other kind can take:
 
 so a burst of uploads, searches or ingestion waits for its own pool (and answers 503
 when that stays full) while key lookups, usage writes and /readyz go on. Uploads hold no
-connection while their client sends (they are spooled to disk, gateway.rag.uploads).
+connection while their client sends (they are spooled to disk,
+gateway.rag.ingestion.uploads).
 """
 
 from __future__ import annotations

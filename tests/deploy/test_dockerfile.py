@@ -127,5 +127,6 @@ def test_the_image_runs_its_commands_as_its_user(gateway_image: Image, tmp_path:
         )
         assert plan["fits"] is True
         # Every module imports from the image's venv: nothing reaches for a dev dependency.
-        ok("python", "-c", "import gateway.app, gateway.ui.client, gateway.rag.cli, gateway.cli")
+        modules = "gateway.app, gateway.ui.client, gateway.ingest_client.cli, gateway.cli"
+        ok("python", "-c", f"import {modules}")
         assert "Usage: gateway serve" in ok("gateway", "serve", "--help")

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from gateway.db.url import libpq_url
+from gateway.rag.ingestion.worker import IngestWorker
 from gateway.rag.metering import INGEST_ROUTE, SEARCH_ROUTE
-from gateway.rag.worker import IngestWorker
 from tests.conftest import RunningGateway
 from tests.fakes.embedder import FakeEmbedder, count_tokens
 from tests.fakes.engine import FakeEngine

@@ -11,7 +11,7 @@ import pytest
 from gateway.errors import NotFound
 from gateway.keys.record import KeyRecord
 from gateway.rag.metering import SEARCH_ROUTE, Payer
-from gateway.rag.search import search_stores
+from gateway.rag.search.hybrid import search_stores
 from tests.conftest import RunningGateway
 from tests.rag.conftest import ADMIN, create_key
 

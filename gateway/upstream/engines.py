@@ -59,7 +59,7 @@ def translate(exc: BaseException, what: str) -> GatewayError:
     return UpstreamUnavailable(f"The inference engine closed the connection {what}.")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per proxied request, and frozen costs
 class _Request:
     path: str
     body: bytes

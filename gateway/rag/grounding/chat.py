@@ -1,7 +1,7 @@
 """Chat completions with a `file_search` tool: retrieve, fit, forward without it, cite.
 
 The gateway consumes the tool. It searches the named vector stores with the last user
-turn, merges the passages (labelled [1], [2], ...) into the system prompt, fits the
+turn, puts the passages (labelled [1], [2], ...) before that turn's text, fits the
 prompt to the model's window (`context.py`), forwards the rest of the request, and adds
 the passages used to the answer as `file_citation` annotations (`citations.py`).
 """

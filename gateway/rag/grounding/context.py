@@ -1,10 +1,14 @@
 """Fitting a file_search chat prompt into the model's context window. Pure: no I/O.
 
-The prompt is the conversation plus a block of retrieved passages merged into the system
-prompt. When it is too long for `max_model_len` less the tokens kept free for the answer,
-the weakest passages go first, then the oldest earlier turns; the system prompt and the
-last user turn (with whatever follows it) never go. Costs are token counts the caller
-measured with the engine's tokenizer, or estimated here at about 4 characters a token.
+The prompt is the conversation with a block of retrieved passages put before the text of
+the last user message. What changes from turn to turn (the passages) comes after what stays
+(the system prompt and earlier turns, as the client sends them again), so vLLM's automatic
+prefix cache reuses the conversation: passages in the system prompt would change the
+prompt's first tokens every turn. When it is too long for `max_model_len` less the tokens
+kept free for the answer, the weakest passages go first, then the oldest earlier turns; the
+system prompt and the last user turn (with whatever follows it) never go. Costs are token
+counts the caller measured with the engine's tokenizer, or estimated here at about 4
+characters a token.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
 GENERATION_PROMPT = 3
 SOURCES_PREAMBLE = (
-    "Use these sources to answer the user's last message. Cite each source you use by its "
+    "Use these sources to answer the question after them. Cite each source you use by its "
     "number in square brackets, like [1]. If the sources do not answer it, say so."
 )
+QUESTION_HEADING = "Question:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,27 +104,23 @@ def sources_text(blocks: Sequence[str]) -> str:
     return "\n\n".join([SOURCES_PREAMBLE, *blocks])
 
 
-def with_sources(system: Sequence[Message], text: str) -> list[Message]:
-    """Sources merged into the (last) system message rather than added as a second one:
-    several chat templates (Mistral's, Gemma's) refuse a system message after the first."""
-    if not system:
-        return [{"role": "system", "content": text}]
-    last = system[-1]
-    content = last.get("content")
-    if isinstance(content, str):
-        merged = {**last, "content": f"{content}\n\n{text}" if content else text}
-    elif isinstance(content, list):
-        merged = {**last, "content": [*content, {"type": "text", "text": "\n\n" + text}]}
-    else:
-        return [*system, {"role": "system", "content": text}]
-    return [*system[:-1], merged]
+def with_sources(question: Message, text: str) -> Message:
+    """The last user message with the sources before its own text (the question last: small
+    models answer the question nearest the end). Its text parts stay as the client sent them."""
+    content = question.get("content")
+    if isinstance(content, list):
+        lead = {"type": "text", "text": f"{text}\n\n{QUESTION_HEADING}\n"}
+        return {**question, "content": [lead, *content]}
+    return {**question, "content": f"{text}\n\n{QUESTION_HEADING}\n{content or ''}"}
 
 
 def assemble(conversation: Conversation, blocks: Sequence[str], drop_turns: int) -> list[Message]:
     """The messages to send: the kept passages (`blocks`) and the turns after the dropped."""
     history = [m for turn in conversation.turns[drop_turns:] for m in turn]
-    system = with_sources(conversation.system, sources_text(blocks)) if blocks else []
-    return [*(system or conversation.system), *history, *conversation.current]
+    current = conversation.current
+    if blocks:
+        current = [with_sources(current[0], sources_text(blocks)), *current[1:]]
+    return [*conversation.system, *history, *current]
 
 
 # -- estimates -------------------------------------------------------------------------
@@ -159,7 +160,7 @@ def prompt_costs(
     """Each part's share of the whole prompt. Parts are estimated, then scaled so that they
     add up to the `measured` total of the full prompt (the engine's count) when there is one."""
     passages = [estimate_text("\n\n" + block) for block in blocks]
-    preamble = estimate_text("\n\n" + SOURCES_PREAMBLE) if blocks else 0
+    preamble = estimate_text(f"{SOURCES_PREAMBLE}\n\n{QUESTION_HEADING}\n") if blocks else 0
     turns = [sum(estimate_message(m) for m in turn) for turn in conversation.turns]
     estimated = estimate_prompt(assemble(conversation, blocks, 0), tools)
     total = estimated if measured is None else measured

@@ -89,31 +89,38 @@ def test_a_last_user_turn_without_text_is_a_400_naming_it():
 # -- the prompt ------------------------------------------------------------------------
 
 
-def test_sources_are_merged_into_the_system_prompt_in_order():
+def test_sources_go_before_the_last_user_text_in_order():
     conv = split_conversation([SYSTEM, user("old"), assistant("ans"), user("q")])
     blocks = [source_block(1, "a.md", " alpha "), source_block(2, "b.md", "beta")]
     sent = assemble(conv, blocks, 0)
-    assert sent[0] == {
-        "role": "system",
-        "content": f"Be terse.\n\n{SOURCES_PREAMBLE}\n\n[1] a.md: alpha\n\n[2] b.md: beta",
-    }
-    assert sent[1:] == [user("old"), assistant("ans"), user("q")]
-    assert assemble(conv, blocks, 1)[1:] == [user("q")]
+    assert sent[:3] == [SYSTEM, user("old"), assistant("ans")]
+    assert sent[3] == user(
+        f"{SOURCES_PREAMBLE}\n\n[1] a.md: alpha\n\n[2] b.md: beta\n\nQuestion:\nq"
+    )
+    assert assemble(conv, blocks, 1)[:1] == [SYSTEM]
+    assert assemble(conv, blocks, 1)[1]["content"].endswith("Question:\nq")
     assert assemble(conv, [], 0) == [SYSTEM, user("old"), assistant("ans"), user("q")]
 
 
-def test_sources_without_a_system_prompt_become_one():
-    sent = assemble(split_conversation([user("q")]), ["[1] a: x"], 0)
-    assert sent[0]["role"] == "system" and sent[0]["content"].endswith("[1] a: x")
-    assert sent[1] == user("q")
+def test_the_next_turn_starts_with_what_this_turn_sent_before_its_sources():
+    # vLLM's prefix cache reuses a prompt's longest cached prefix: everything but the
+    # passages must read the same when the client sends the conversation again.
+    first = assemble(split_conversation([SYSTEM, user("q1")]), ["[1] a: x"], 0)
+    again = [SYSTEM, user("q1"), assistant("a1"), user("q2")]
+    second = assemble(split_conversation(again), ["[1] b: y"], 0)
+    assert first[0] == second[0] == SYSTEM
+    assert second[1:3] == [user("q1"), assistant("a1")]
+    assert "[1] b: y" in second[3]["content"] and second[3]["content"].endswith("q2")
 
 
-def test_sources_join_a_system_prompt_given_as_parts():
-    system = {"role": "system", "content": [{"type": "text", "text": "Be terse."}]}
-    sent = assemble(split_conversation([system, user("q")]), ["[1] a: x"], 0)
-    assert sent[0]["content"][0] == {"type": "text", "text": "Be terse."}
-    assert sent[0]["content"][1]["text"].endswith("[1] a: x")
-    assert system["content"] == [{"type": "text", "text": "Be terse."}]  # not mutated
+def test_sources_lead_a_last_user_message_given_as_parts():
+    question = {"role": "user", "content": [{"type": "text", "text": "q"}]}
+    sent = assemble(split_conversation([SYSTEM, question]), ["[1] a: x"], 0)
+    assert sent[0] == SYSTEM
+    lead, *rest = sent[1]["content"]
+    assert lead["type"] == "text" and "[1] a: x" in lead["text"]
+    assert rest == [{"type": "text", "text": "q"}]
+    assert question["content"] == [{"type": "text", "text": "q"}]  # not mutated
 
 
 def test_costs_are_scaled_to_the_measured_total():

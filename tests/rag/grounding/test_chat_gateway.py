@@ -87,11 +87,13 @@ async def test_non_streamed_answer_cites_the_passages_the_engine_was_given(
     assert searches.calls[0]["store_ids"] == ["vs_docs"]
     payer = searches.calls[0]["key"]  # the request's key pays for the query's embedding
     assert payer.key is not None and payer.within_request and payer.route == "/v1/chat/completions"
-    system = sent["messages"][0]
-    assert system["role"] == "system" and system["content"].startswith("You are terse.\n\n")
-    assert "[1] guide.md: The gateway listens on port 8080." in system["content"]
-    assert "[2] faq.md: Keys are hashed with SHA-256." in system["content"]
-    assert sent["messages"][1:] == [QUESTION]
+    assert sent["messages"][0] == SYSTEM  # unchanged: the prefix vLLM caches
+    asked = sent["messages"][1]
+    sources, *question = asked["content"]
+    assert asked["role"] == "user" and question == QUESTION["content"]
+    assert "[1] guide.md: The gateway listens on port 8080." in sources["text"]
+    assert "[2] faq.md: Keys are hashed with SHA-256." in sources["text"]
+    assert len(sent["messages"]) == 2
     assert response.headers["x-gateway-rag-passages-used"] == "3"
     assert response.headers["x-gateway-rag-passages-dropped"] == "0"
     assert response.headers["x-gateway-rag-turns-dropped"] == "0"
@@ -138,7 +140,8 @@ async def test_streamed_answer_ends_with_an_annotations_chunk(
     assert text == "tok0 tok1 tok2 "
     assert all(a["file_citation"]["index"] == len(text) for a in annotations)
     assert all("usage" not in p for p in payloads[:-1])  # the client did not ask for usage
-    assert engine.seen.bodies[0]["messages"][0]["content"].startswith("Use these sources")
+    asked = engine.seen.bodies[0]["messages"][-1]["content"]
+    assert asked[0]["text"].startswith("Use these sources") and asked[1:] == QUESTION["content"]
 
 
 async def test_the_sdk_reads_citations_plain_streamed_and_accumulated(
@@ -202,12 +205,11 @@ async def test_a_small_window_drops_weak_passages_then_old_turns(
     assert response.headers["x-gateway-rag-turns-dropped"] == "1"
     assert response.headers["x-gateway-rag-passages-used"] == "2"
     sent = engine.seen.bodies[0]["messages"]
-    assert [m["content"] for m in sent[1:]] == [
-        "recent question",
-        "recent answer",
-        QUESTION["content"],
-    ]
-    assert "[2] faq.md" in sent[0]["content"] and "old.md" not in sent[0]["content"]
+    assert sent[0] == SYSTEM
+    assert [m["content"] for m in sent[1:3]] == ["recent question", "recent answer"]
+    sources, *question = sent[3]["content"]
+    assert question == QUESTION["content"]
+    assert "[2] faq.md" in sources["text"] and "old.md" not in sources["text"]
     # The engine counted the final prompt, and it fits.
     last = engine.seen.tokenized[-1]
     assert last["messages"] == sent
@@ -339,4 +341,7 @@ async def test_whatever_the_window_the_prompt_sent_fits_or_the_overflow_is_exact
             used = int(response.headers["x-gateway-rag-passages-used"])
             dropped = int(response.headers["x-gateway-rag-passages-dropped"])
             assert used + dropped == 3
-            assert sent[-1] == question and sent[0]["content"].startswith(SYSTEM["content"])
+            assert sent[0] == SYSTEM and sent[-1]["role"] == "user"
+            asked = sent[-1]["content"]
+            ends = asked == question["content"] if not used else asked.endswith(question["content"])
+            assert ends and (used == 0) == ("Use these sources" not in asked)

@@ -52,10 +52,11 @@ async def test_a_question_is_answered_from_the_store_and_cited(
     reply = raw.parse()
     sent = chat_engine.seen.bodies[0]
     assert "tools" not in sent
-    system = sent["messages"][0]["content"]
-    assert system.startswith("Be brief.\n\nUse these sources")
-    assert "[1] guide.md: " in system and "listens on port 8080" in system
-    assert "bread" not in system.lower()
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+    asked = sent["messages"][1]["content"]
+    assert asked.startswith("Use these sources") and asked.endswith(question["content"])
+    assert "[1] guide.md: " in asked and "listens on port 8080" in asked
+    assert "bread" not in asked.lower()
     annotations = reply.choices[0].message.annotations or []
     assert len(annotations) == 1
     citation = annotations[0].file_citation  # type: ignore[attr-defined]

@@ -194,8 +194,10 @@ async def test_the_sdk_gets_a_grounded_response_whole_and_streamed(
     assert raw.headers["x-gateway-rag-passages-used"] == "1"
     response = raw.parse()
     sent = chat_engine.seen.bodies[-1]  # a chat completion, grounded, without the tool
-    assert "tools" not in sent and sent["messages"][-1]["content"].startswith("Which port")
-    assert "listens on port 8080" in sent["messages"][0]["content"]
+    assert "tools" not in sent and sent["messages"][-1]["content"].endswith(
+        "Question:\nWhich port does the gateway listen on?"
+    )
+    assert "listens on port 8080" in sent["messages"][-1]["content"]
     call, message = response.output
     assert call.type == "file_search_call" and call.results
     assert call.results[0].file_id == ids["guide.md"]

@@ -1,0 +1,90 @@
+"""Run cases against one model through the gateway, `concurrency` at a time, each attempt
+reported as it finishes (so an interrupted run keeps what it finished)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from gateway.eval.cases import Case
+from gateway.eval.checks import failures
+from gateway.eval.client import EvalApiError, EvalClient
+from gateway.eval.scoring import Attempt
+
+OUTPUT_CHARS = 2000  # raw output kept per attempt: enough to see what went wrong
+# The key or the model is wrong: no later case can do better, stop the run.
+_FATAL = frozenset({401, 403})
+
+
+class RunAborted(Exception):
+    """A refusal that every case would meet (bad key, model not served)."""
+
+
+async def run_case(client: EvalClient, model: str, case: Case) -> Attempt:
+    start = time.perf_counter()
+    try:
+        answer = await client.chat(case.request(model))
+    except EvalApiError as exc:
+        if exc.status in _FATAL:
+            raise RunAborted(str(exc)) from None
+        return Attempt(
+            case.id,
+            case.category,
+            False,
+            [f"error: {exc}"],
+            error=str(exc),
+            seconds=time.perf_counter() - start,
+        )
+    failed = failures(case.checks, answer)
+    return Attempt(
+        case.id,
+        case.category,
+        not failed,
+        failed,
+        answer.text[:OUTPUT_CHARS],
+        [(name, args[:OUTPUT_CHARS]) for name, args in answer.tool_calls],
+        seconds=time.perf_counter() - start,
+    )
+
+
+async def run_cases(
+    client: EvalClient,
+    model: str,
+    cases: list[Case],
+    *,
+    repeat: int,
+    concurrency: int,
+    on_attempt: Callable[[Attempt], None],
+) -> None:
+    queue: asyncio.Queue[Case] = asyncio.Queue()
+    for _ in range(repeat):
+        for case in cases:
+            queue.put_nowait(case)
+
+    async def worker() -> None:
+        while not queue.empty():
+            case = queue.get_nowait()
+            on_attempt(await run_case(client, model, case))
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, concurrency))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def check_served(client: EvalClient, models: list[str]) -> None:
+    """Fail fast, in plain words, on a bad key or a model the gateway does not serve."""
+    try:
+        served = await client.models()
+    except EvalApiError as exc:
+        raise RunAborted(str(exc)) from None
+    missing = [m for m in models if m not in served]
+    if missing:
+        raise RunAborted(
+            f"not served by this gateway: {', '.join(missing)} "
+            f"(served: {', '.join(served) or 'none'})"
+        )

@@ -1,0 +1,58 @@
+"""Speed arithmetic, the report's JSON and the side-by-side table: pure."""
+
+from __future__ import annotations
+
+from gateway.eval.client import Timing, api_root
+from gateway.eval.render import notes, table
+from gateway.eval.report import ModelReport
+from gateway.eval.scoring import Attempt
+from gateway.eval.speed import prompts, summarize
+
+
+def test_speed_prompts_share_no_prefix() -> None:
+    found = prompts(8, seed=1)
+    assert len(set(found)) == 8
+    # No two prompts start with the same 8 characters: the prefix cache cannot reuse them.
+    assert len({p[:8] for p in found}) == 8
+    assert prompts(8, seed=1) == found and prompts(8, seed=2) != found
+
+
+def test_summarize() -> None:
+    timings = [Timing(0.1, 1.0, 11), Timing(0.3, 2.0, 21), Timing(0.2, 0.5, 6)]
+    result = summarize(2, timings, wall_s=4.0)
+    assert result.ttft_ms == 200.0
+    assert result.tokens_per_s == 10.0  # (11-1)/1, (21-1)/2, (6-1)/0.5 → median 10
+    assert result.total_tokens_per_s == 38 / 4.0
+    assert summarize(1, [], 0).tokens_per_s == 0.0
+
+
+def test_api_root() -> None:
+    assert api_root("http://h:8080/v1/") == "http://h:8080"
+    assert api_root("http://h:8080") == "http://h:8080"
+
+
+def test_table_side_by_side() -> None:
+    good = ModelReport("good", attempts=[Attempt("a", "json_valid", True)] * 2)
+    weak = ModelReport(
+        "weak",
+        profile="q4",
+        attempts=[
+            Attempt("a", "json_valid", False, output="<|im_start|>assistant"),
+            Attempt("a", "json_valid", True),
+            Attempt("b", "mine", True),
+        ],
+        speed=[summarize(1, [Timing(0.05, 1.0, 11)], 1.0)],
+    )
+    results = [good.to_json(), weak.to_json()]
+    assert results[1]["summary"]["json_valid"] == 0.5
+    assert results[1]["summary"]["tokens_per_s_c1"] == 10.0
+    text = table(results)
+    lines = text.splitlines()
+    assert lines[0].split() == ["metric", "good", "weak", "(q4)"]
+    row = next(line for line in lines if line.startswith("JSON valid (instructions only)"))
+    assert row.split()[-4:] == ["100%", "(2/2)", "50%", "(1/2)"]
+    assert "mine" in text and "TTFT p50, 1 stream(s)" in text
+    chat = next(line for line in lines if line.startswith("chat template"))
+    assert chat.split()[-2:] == ["ok", "suspect"]
+    [note] = notes(results)
+    assert note.startswith("weak (q4): The model wrote chat role markers (<|im_start|>)")

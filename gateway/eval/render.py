@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway.eval.scoring import metric_order
+from gateway.eval.template_check import TEMPLATE_KINDS
 
 LABELS = {
     "json_valid": "JSON valid (instructions only)",
@@ -35,14 +36,17 @@ def cells(result: Mapping[str, Any]) -> dict[str, str]:
     for metric, r in result["rates"].items():
         value = r["passed"] / r["total"] if r["total"] else 0.0
         found[LABELS.get(metric, metric)] = f"{value:.0%} ({r['passed']}/{r['total']})"
+    for metric in result.get("not_measured") or []:
+        found[LABELS.get(metric, metric)] = "not measured"
     found.update(speed_rows(result.get("speed") or []))
-    findings = result.get("findings") or []
-    found["chat template"] = "suspect" if findings else "ok"
+    template = [f for f in result.get("findings") or [] if f["kind"] in TEMPLATE_KINDS]
+    found["chat template"] = "suspect" if template else "ok"
     return found
 
 
 def row_order(results: Sequence[Mapping[str, Any]]) -> list[str]:
-    metrics = metric_order({m for r in results for m in r["rates"]})
+    found = {m for r in results for m in [*r["rates"], *(r.get("not_measured") or [])]}
+    metrics = metric_order(found)
     labels = [LABELS.get(m, m) for m in metrics]
     labels.append("chat template")
     seen = set(labels)

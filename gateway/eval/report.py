@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from gateway.eval.scoring import Attempt, Rate, metric_order, rates
+from gateway.eval.scoring import Attempt, Rate, metric_order, not_measured, rates
 from gateway.eval.speed import SpeedResult
 from gateway.eval.template_check import Finding, Sample, findings
 
@@ -27,12 +27,30 @@ class ModelReport:
         return rates(self.attempts)
 
     def findings(self) -> list[Finding]:
-        return findings(
+        return self._refusals() + findings(
             Sample(
                 a.case_id, self.users.get(a.case_id, ""), a.output, a.category == TEMPLATE_PROBES
             )
             for a in self.attempts
         )
+
+    def _refusals(self) -> list[Finding]:
+        refused = [a for a in self.attempts if a.refused]
+        if not refused:
+            return []
+        example = refused[0].error or ""
+        return [
+            Finding(
+                "engine_refused",
+                sorted({a.case_id for a in refused}),
+                example,
+                f"The engine refused {len(refused)} request(s) as it is configured, so "
+                f"{', '.join(sorted({a.category for a in refused}))} was not measured: "
+                f"{example.removeprefix('400: ')} Start vLLM with `--enable-auto-tool-choice "
+                "--tool-call-parser NAME` (the parser for the model's family, e.g. hermes, "
+                "llama3_json, mistral) to measure tool calls.",
+            )
+        ]
 
     def summary(self) -> dict[str, float]:
         """Every metric as one number: what `--require` tests and the table shows."""
@@ -55,6 +73,7 @@ class ModelReport:
                 m: {"passed": all_rates[m].passed, "total": all_rates[m].total}
                 for m in metric_order(all_rates)
             },
+            "not_measured": not_measured(self.attempts),
             "speed": [asdict(s) for s in self.speed],
             "findings": [asdict(f) for f in self.findings()],
             "cases": [

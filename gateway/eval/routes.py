@@ -52,6 +52,7 @@ class _Case(BaseModel):
     tool_calls: list[list[_Text]] = Field(default_factory=list, max_length=32)
     error: _Text | None = None
     seconds: float = 0.0
+    refused: bool = False
 
 
 class EvalResult(BaseModel):
@@ -65,6 +66,7 @@ class EvalResult(BaseModel):
     interrupted: bool = False
     summary: dict[_Short, float] = Field(max_length=500)
     rates: dict[_Short, _Rate] = Field(default_factory=dict, max_length=500)
+    not_measured: list[_Short] = Field(default_factory=list, max_length=500)
     speed: list[_Speed] = Field(default_factory=list, max_length=16)
     findings: list[_Finding] = Field(default_factory=list, max_length=16)
     cases: list[_Case] = Field(default_factory=list, max_length=20_000)

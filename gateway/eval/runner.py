@@ -15,6 +15,12 @@ from gateway.eval.scoring import Attempt
 OUTPUT_CHARS = 2000  # raw output kept per attempt: enough to see what went wrong
 # The key or the model is wrong: no later case can do better, stop the run.
 _FATAL = frozenset({401, 403})
+# vLLM's words when a request needs a server flag it was not started with.
+_ENGINE_FLAGS = ("--tool-call-parser", "--enable-auto-tool-choice")
+
+
+def refused_by_configuration(exc: EvalApiError) -> bool:
+    return exc.status == 400 and any(flag in exc.message for flag in _ENGINE_FLAGS)
 
 
 class RunAborted(Exception):
@@ -35,6 +41,7 @@ async def run_case(client: EvalClient, model: str, case: Case) -> Attempt:
             [f"error: {exc}"],
             error=str(exc),
             seconds=time.perf_counter() - start,
+            refused=refused_by_configuration(exc),
         )
     failed = failures(case.checks, answer)
     return Attempt(

@@ -32,6 +32,9 @@ class Attempt:
     tool_calls: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    # The engine refused the request as it is configured (e.g. tools without a tool-call
+    # parser): the model was not measured, so the attempt counts in no rate.
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,20 @@ def rates(attempts: Iterable[Attempt]) -> dict[str, Rate]:
     """Pass rate per category and overall; every attempt counts (`--repeat` included)."""
     counts: dict[str, list[int]] = {}
     for a in attempts:
+        if a.refused:
+            continue
         for metric in (a.category, OVERALL):
             passed_total = counts.setdefault(metric, [0, 0])
             passed_total[0] += int(a.passed)
             passed_total[1] += 1
     return {m: Rate(p, t) for m, (p, t) in counts.items()}
+
+
+def not_measured(attempts: Iterable[Attempt]) -> list[str]:
+    """Categories whose every attempt the engine refused."""
+    attempts = list(attempts)
+    refused = {a.category for a in attempts if a.refused}
+    return sorted(refused - {a.category for a in attempts if not a.refused})
 
 
 def metric_order(metrics: Iterable[str]) -> list[str]:

@@ -16,6 +16,7 @@ _MARKERS = re.compile(
     r"|^\s*(?:User|Human|Assistant):\s",
     re.MULTILINE,
 )
+TEMPLATE_KINDS = ("role_markers", "continues_prompt")  # the findings about the template
 _ECHO_CHARS = 30  # a verbatim run this long from the user's message is echo, not answer
 FIX = (
     "Start vLLM with the model's own template: `--chat-template /path/to/template.jinja` "

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from gateway.eval.client import Timing, api_root
+import json
+from typing import Any
+
+from gateway.eval.cases import parse_lines
+from gateway.eval.checks import Answer
+from gateway.eval.client import EvalApiError, Timing, api_root
 from gateway.eval.render import notes, table
 from gateway.eval.report import ModelReport
-from gateway.eval.scoring import Attempt
+from gateway.eval.runner import run_case
+from gateway.eval.scoring import Attempt, parse_requirement
 from gateway.eval.speed import prompts, summarize
 
 
@@ -56,3 +62,54 @@ def test_table_side_by_side() -> None:
     assert chat.split()[-2:] == ["ok", "suspect"]
     [note] = notes(results)
     assert note.startswith("weak (q4): The model wrote chat role markers (<|im_start|>)")
+
+
+class RefusingClient:
+    """Answers like vLLM started without a tool-call parser: tools are refused with 400."""
+
+    async def chat(self, body: dict) -> Answer:
+        if body.get("tools"):
+            raise EvalApiError(400, 'tool_choice="required" requires --tool-call-parser to be set')
+        if "boom" in body["messages"][0]["content"]:
+            raise EvalApiError(500, "upstream died")
+        return Answer("42")
+
+
+async def test_engine_refusals_are_not_measured_not_zero() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    cases = parse_lines(
+        [
+            json.dumps(
+                {
+                    "id": "t",
+                    "category": "tool_calls",
+                    "prompt": "x",
+                    "tools": [tool],
+                    "tool_choice": "required",
+                    "checks": [{"type": "tool_call", "name": "f"}],
+                }
+            ),
+            '{"id": "n", "category": "accuracy", "prompt": "6*7?",'
+            ' "checks": [{"type": "number", "value": 42}]}',
+            '{"id": "b", "category": "accuracy", "prompt": "boom",'
+            ' "checks": [{"type": "number", "value": 42}]}',
+        ],
+        "f",
+    )
+    client: Any = RefusingClient()
+    report = ModelReport("m")
+    for case in cases:
+        report.attempts.append(await run_case(client, "m", case))
+    out = report.to_json()
+    assert out["not_measured"] == ["tool_calls"]
+    assert out["rates"]["accuracy"] == {"passed": 1, "total": 2}  # a 500 is a failure
+    assert "tool_calls" not in out["rates"] and out["rates"]["overall"]["total"] == 2
+    [finding] = out["findings"]
+    assert finding["kind"] == "engine_refused" and "--tool-call-parser NAME" in finding["message"]
+    text = table([out])
+    assert "tool calls valid  not measured" in text
+    chat = next(line for line in text.splitlines() if line.startswith("chat template"))
+    assert chat.split()[-1] == "ok"  # an engine flag is not a template problem
+    assert parse_requirement("tool_calls>=0.9").missed(out["summary"]) == (
+        "tool_calls>=0.9: tool_calls was not measured"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.eval.cases import builtin_cases
+from pathlib import Path
+
+from gateway.eval.cases import builtin_cases, parse_lines
 
 
 def test_builtin_suite_loads() -> None:
@@ -29,3 +31,12 @@ def test_builtin_suite_is_small() -> None:
     assert sum(c.max_tokens for c in cases) <= 4000
     tools = [c for c in cases if c.category == "tool_calls"]
     assert tools and all(c.tool_choice == "required" for c in tools)
+
+
+def test_readme_case_examples_parse() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### The case format and the checks")[1].split("```json\n")[1]
+    lines = section.split("```")[0].splitlines()
+    cases = parse_lines(lines, "README")
+    assert [c.id for c in cases] == ["invoice", "ticket"]
+    assert {c.checks[0].kind for c in cases} == {"number", "json_schema"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def eval_command(
     elif results:
         click.echo(table(results))
         for line in notes(results):
-            click.echo("\n" + click.wrap_text(line, 100))
+            # Never break inside a flag such as --enable-auto-tool-choice.
+            click.echo("\n" + textwrap.fill(line, 100, break_on_hyphens=False))
     for why in missed:
         click.echo(f"requirement missed: {why}", err=True)
     if interrupted:

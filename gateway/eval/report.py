@@ -46,7 +46,8 @@ class ModelReport:
                 example,
                 f"The engine refused {len(refused)} request(s) as it is configured, so "
                 f"{', '.join(sorted({a.category for a in refused}))} was not measured: "
-                f"{example.removeprefix('400: ')} Start vLLM with `--enable-auto-tool-choice "
+                f"{example.removeprefix('400: ').rstrip('.')}. Start vLLM with "
+                "`--enable-auto-tool-choice "
                 "--tool-call-parser NAME` (the parser for the model's family, e.g. hermes, "
                 "llama3_json, mistral) to measure tool calls.",
             )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 from gateway.eval.cases import parse_lines
 from gateway.eval.checks import Answer
 from gateway.eval.client import EvalApiError, Timing, api_root
+from gateway.eval.progress import Progress
 from gateway.eval.render import notes, table
 from gateway.eval.report import ModelReport
 from gateway.eval.runner import run_case
@@ -113,3 +115,26 @@ async def test_engine_refusals_are_not_measured_not_zero() -> None:
     assert parse_requirement("tool_calls>=0.9").missed(out["summary"]) == (
         "tool_calls>=0.9: tool_calls was not measured"
     )
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_redraws_on_a_terminal_and_prints_quarters_otherwise() -> None:
+    tty = Tty()
+    bar = Progress(tty)
+    bar.start("m", 4)
+    bar.step(True)
+    bar.step(False)
+    bar.finish()
+    assert "\r\x1b[K[###############---------------] m: 2/4 cases, 1 failed" in tty.getvalue()
+    assert tty.getvalue().endswith("\n")
+    log = io.StringIO()
+    plain = Progress(log)
+    plain.start("m", 8)
+    for _ in range(8):
+        plain.step(True)
+    assert log.getvalue().splitlines() == [f"m: {n}/8 cases, 0 failed" for n in (0, 2, 4, 6, 8)]
+    assert "\r" not in log.getvalue()

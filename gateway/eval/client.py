@@ -16,10 +16,11 @@ from gateway.eval.checks import Answer
 class EvalApiError(Exception):
     """The gateway refused a request (status 0: it could not be reached)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(f"{status}: {message}" if status else message)
         self.status = status
         self.message = message
+        self.retry_after_s = retry_after_s  # from a 429's retry-after
 
 
 @dataclass(frozen=True)
@@ -104,16 +105,24 @@ class EvalClient:
             ) as response:
                 raw = await response.read()
                 status = response.status
+                retry_after = _seconds(response.headers.get("retry-after"))
         except TimeoutError:
             raise EvalApiError(0, f"no answer within {self.timeout_s:g} s") from None
         except aiohttp.ClientError as exc:
             raise EvalApiError(0, f"cannot reach {self.base_url} ({exc})") from exc
         if status >= 400:
-            raise EvalApiError(status, _message(raw))
+            raise EvalApiError(status, _message(raw), retry_after)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise EvalApiError(status, f"not JSON: {raw[:200]!r}") from None
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _message(raw: bytes) -> str:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.eval.cases import Case
-from gateway.eval.checks import failures
+from gateway.eval.checks import Answer, failures
 from gateway.eval.client import EvalApiError, EvalClient
 from gateway.eval.scoring import Attempt
 
@@ -17,6 +18,8 @@ OUTPUT_CHARS = 2000  # raw output kept per attempt: enough to see what went wron
 _FATAL = frozenset({401, 403})
 # vLLM's words when a request needs a server flag it was not started with.
 _ENGINE_FLAGS = ("--tool-call-parser", "--enable-auto-tool-choice")
+_RATE_LIMIT_RETRIES = 6
+_MAX_WAIT_S = 30.0
 
 
 def refused_by_configuration(exc: EvalApiError) -> bool:
@@ -27,10 +30,22 @@ class RunAborted(Exception):
     """A refusal that every case would meet (bad key, model not served)."""
 
 
+async def _chat(client: EvalClient, body: dict[str, Any]) -> Answer:
+    """One answer; a key's rate limit (429) is waited out as the SDKs do, not scored."""
+    for attempt in range(_RATE_LIMIT_RETRIES + 1):
+        try:
+            return await client.chat(body)
+        except EvalApiError as exc:
+            if exc.status != 429 or attempt == _RATE_LIMIT_RETRIES:
+                raise
+            await asyncio.sleep(min(exc.retry_after_s or 2.0**attempt, _MAX_WAIT_S))
+    raise AssertionError("unreachable")
+
+
 async def run_case(client: EvalClient, model: str, case: Case) -> Attempt:
     start = time.perf_counter()
     try:
-        answer = await client.chat(case.request(model))
+        answer = await _chat(client, case.request(model))
     except EvalApiError as exc:
         if exc.status in _FATAL:
             raise RunAborted(str(exc)) from None

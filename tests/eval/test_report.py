@@ -138,3 +138,29 @@ def test_progress_redraws_on_a_terminal_and_prints_quarters_otherwise() -> None:
         plain.step(True)
     assert log.getvalue().splitlines() == [f"m: {n}/8 cases, 0 failed" for n in (0, 2, 4, 6, 8)]
     assert "\r" not in log.getvalue()
+
+
+class LimitedClient:
+    """A key over its rate limit twice (429 with retry-after), then an answer."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def chat(self, body: dict) -> Answer:
+        self.calls += 1
+        if self.calls <= 2:
+            raise EvalApiError(429, "Rate limit reached", retry_after_s=0.01)
+        return Answer("42")
+
+
+async def test_rate_limits_are_waited_out_not_scored() -> None:
+    [case] = parse_lines(
+        [
+            '{"id": "n", "category": "accuracy", "prompt": "6*7?",'
+            ' "checks": [{"type": "number", "value": 42}]}'
+        ],
+        "f",
+    )
+    client: Any = LimitedClient()
+    attempt = await run_case(client, "m", case)
+    assert attempt.passed and client.calls == 3

@@ -19,7 +19,7 @@ from gateway.eval.progress import Progress
 from gateway.eval.render import notes, table
 from gateway.eval.report import ModelReport, last_user_message
 from gateway.eval.runner import RunAborted, check_served, run_cases
-from gateway.eval.scoring import Requirement, parse_requirement
+from gateway.eval.scoring import Attempt, Requirement, parse_requirement
 from gateway.eval.speed import measure
 
 _SPEED_REQUESTS_C1 = 3
@@ -183,7 +183,7 @@ async def _run_model(
 ) -> None:
     progress.start(report.model, len(plan.cases) * plan.repeat)
 
-    def finished(attempt: Any) -> None:
+    def finished(attempt: Attempt) -> None:
         report.attempts.append(attempt)
         progress.step(attempt.passed)
 

@@ -13,6 +13,7 @@ from gateway.api.models_routes import ModelsRoute
 from gateway.api.openai_proxy import ProxyRoute
 from gateway.api.request_checks import Endpoint
 from gateway.config import Settings
+from gateway.eval.routes import router as evals_router
 from gateway.http import exception_handlers
 from gateway.http.asgi import ASGIApp, Receive, Scope, Send
 from gateway.http.body_limit import BodyClass, BodyClasses, BodyLimit
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(ops_router)
     api.include_router(keys_router)
     api.include_router(usage_router)
+    api.include_router(evals_router)
     # Retrieval's routes exist only with a database; without one they answer 503.
     api.include_router(rag_router if settings.database_url else rag_needs_database)
     api.include_router(engines_router)

@@ -69,13 +69,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 def _register() -> None:
     from gateway.db.cli import migrate
     from gateway.deploy.cli import init
+    from gateway.eval.cli import eval_command
     from gateway.ingest_client.cli import ingest
     from gateway.keys.cli import keys
     from gateway.local.up import up
     from gateway.plan.cli import models, plan
     from gateway.usage.cli import usage
 
-    for command in (init, keys, usage, migrate, plan, models, up, ingest):
+    for command in (init, keys, usage, migrate, plan, models, up, ingest, eval_command):
         cli.add_command(command)
 
 

@@ -14,6 +14,7 @@ from gateway.admission.guard import Guard
 from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
+from gateway.eval.routes import EvalStore
 from gateway.keys.auth import Authenticator
 from gateway.keys.callers import key_check
 from gateway.keys.routes import KeyAdmin
@@ -113,6 +114,7 @@ def published(state: AppState) -> dict[str, object]:
             KeyStore(store.db), keys.invalidate, state.engines.registry.served_id
         )
         found["usage_reports"] = UsageReports(store.db)
+        found["eval_store"] = EvalStore(store.db)
     if state.retrieval is not None:
         found["retrieval"] = state.retrieval
     return found

@@ -264,3 +264,23 @@ class ChunkStaging(Base):
     text: Mapped[str] = mapped_column(Text)
     dims: Mapped[int] = mapped_column(Integer)
     embedding: Mapped[Any] = mapped_column(HalfVec())
+
+
+class EvalRun(Base):
+    """One `gateway eval` result for one model (and deploy profile): its summary for lists,
+    the whole result with every case's raw output for the detail view."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (
+        Index("ix_eval_runs_created_at", "created_at"),
+        Index("ix_eval_runs_model_created_at", "model", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str | None] = mapped_column(Text)
+    suite: Mapped[str] = mapped_column(Text)
+    interrupted: Mapped[bool] = mapped_column(Boolean)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

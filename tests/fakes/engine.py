@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ class Behaviour:
     die_after_chunks: int | None = None  # drop the connection mid-stream
     healthy: bool = True
     max_model_len: int = 2048
+    # A scripted chat answer: the request body -> the assistant message (content and/or
+    # tool_calls). Streams send its content word by word.
+    reply: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -135,15 +139,19 @@ class FakeEngine:
         rid = request.headers.get("x-request-id", "")
         kind = "chat.completion" if chat else "text_completion"
         n = self.behaviour.chunks
+        scripted = self.behaviour.reply(body) if chat and self.behaviour.reply else None
+        pieces = [f"tok{i} " for i in range(n)]
+        if scripted is not None:
+            pieces = [w + " " for w in str(scripted.get("content") or "").split()] or pieces
+            n = len(pieces)
         usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
         if not body.get("stream"):
-            text = "".join(f"tok{i} " for i in range(n))
+            text = "".join(pieces)
+            message = {"role": "assistant", "content": text}
+            if scripted is not None:
+                message = {"role": "assistant", "content": None, **scripted}
             choice: dict[str, Any] = (
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "length",
-                }
+                {"index": 0, "message": message, "finish_reason": "length"}
                 if chat
                 else {"index": 0, "text": text, "finish_reason": "length"}
             )
@@ -167,8 +175,8 @@ class FakeEngine:
                     assert request.transport is not None
                     request.transport.close()
                     return response
-                delta = {"content": f"tok{i} "}
-                choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": f"tok{i} "}
+                delta = {"content": pieces[i]}
+                choice = {"index": 0, "delta": delta} if chat else {"index": 0, "text": pieces[i]}
                 chunk = {"id": "cmpl-1", "object": obj, "model": body["model"], "choices": [choice]}
                 await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
                 await asyncio.sleep(self.behaviour.chunk_delay)

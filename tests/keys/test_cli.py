@@ -99,7 +99,7 @@ def test_migrate_applies_and_reports_the_revision(pg_server: Any) -> None:
     pg_server.psql(f"CREATE DATABASE {name};")
     url = make_url(pg_server.get_uri()).set(database=name).render_as_string(hide_password=False)
     first = _run(migrate, [], url)
-    assert first.exit_code == 0 and "to revision 0003" in first.stdout
-    assert current(url) == "0003"
+    assert first.exit_code == 0 and "to revision 0005_evals" in first.stdout
+    assert current(url) == "0005_evals"
     second = _run(migrate, [], url)
-    assert "up to date (revision 0003)" in second.stdout
+    assert "up to date (revision 0005_evals)" in second.stdout

@@ -207,7 +207,7 @@ async def test_phone_width_and_dark_mode(
     await page.wait_for_url(gw.url + "/ui/keys")
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(15, 18, 22)"  # the dark palette
-    for name in ("keys", "usage", "engines", "stores", "playground"):
+    for name in ("keys", "usage", "engines", "stores", "evals", "playground"):
         await page.goto(f"/ui/{name}")
         # Wide tables scroll inside their own box; the page itself never scrolls sideways.
         overflow = await page.evaluate(

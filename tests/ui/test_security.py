@@ -12,7 +12,7 @@ from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 from tests.ui.conftest import ADMIN, hidden, sign_in
 
-PAGES = ["/ui/keys", "/ui/usage", "/ui/engines", "/ui/stores", "/ui/playground"]
+PAGES = ["/ui/keys", "/ui/usage", "/ui/engines", "/ui/stores", "/ui/evals", "/ui/playground"]
 
 
 def _set_cookies(response: httpx.Response) -> dict[str, SimpleCookie]:

@@ -99,7 +99,7 @@ def test_migrate_applies_and_reports_the_revision(pg_server: Any) -> None:
     pg_server.psql(f"CREATE DATABASE {name};")
     url = make_url(pg_server.get_uri()).set(database=name).render_as_string(hide_password=False)
     first = _run(migrate, [], url)
-    assert first.exit_code == 0 and "to revision 0003" in first.stdout
-    assert current(url) == "0003"
+    assert first.exit_code == 0 and "to revision 0004_end_users" in first.stdout
+    assert current(url) == "0004_end_users"
     second = _run(migrate, [], url)
-    assert "up to date (revision 0003)" in second.stdout
+    assert "up to date (revision 0004_end_users)" in second.stdout

@@ -79,7 +79,7 @@ def end_user_of(
         if who:
             name = _text(found.get(USER_NAME))
             return EndUser(
-                _checked(who, "X-OpenWebUI-User-Id"),
+                checked_end_user(who, "X-OpenWebUI-User-Id"),
                 unquote(name) if name else None,
                 _text(found.get(USER_ROLE)),
                 chat,
@@ -88,7 +88,7 @@ def end_user_of(
         for field in _BODY_FIELDS:
             given = body.get(field)
             if isinstance(given, str) and given.strip():
-                return EndUser(_checked(given.strip(), field), chat_id=chat)
+                return EndUser(checked_end_user(given.strip(), field), chat_id=chat)
             if given is not None and not isinstance(given, str):
                 raise InvalidRequest(f"`{field}` must be a string.", param=field)
     return None
@@ -114,7 +114,7 @@ def _from_jwt(token: bytes, secret: str, chat: str | None) -> EndUser:
     who = email.strip().lower() if isinstance(email, str) and email.strip() else str(sub)
     name, role = claims.get("name"), claims.get("role")
     return EndUser(
-        _checked(who, "X-OpenWebUI-User-Jwt"),
+        checked_end_user(who, "X-OpenWebUI-User-Jwt"),
         name if isinstance(name, str) else None,
         role if isinstance(role, str) else None,
         chat,
@@ -142,11 +142,10 @@ def _text(value: bytes | None) -> str | None:
     return text or None
 
 
-def _checked(who: str, param: str) -> str:
+def checked_end_user(who: str, param: str) -> str:
     if len(who) > MAX_END_USER or not who.isprintable():
         raise InvalidRequest(
-            f"The end user named by `{param}` must be at most {MAX_END_USER} printable "
-            "characters.",
+            f"The end user named by `{param}` must be at most {MAX_END_USER} printable characters.",
             param=param,
             code="invalid_end_user",
         )

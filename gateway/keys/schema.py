@@ -17,8 +17,8 @@ from pydantic import (
 )
 
 # Strict: JSON `"5"`, `5.5` or `true` for a limit is a client bug worth a 400, not a guess.
-_Limit32 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**31 - 1)]
-_Limit64 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**63 - 1)]
+Limit32 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**31 - 1)]
+Limit64 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**63 - 1)]
 _Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _Model = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 END_USER_FIELDS = (
@@ -36,21 +36,21 @@ class KeyCreate(BaseModel):
     name: _Name
     # None: every model. An empty list would be a key that can do nothing; refuse it.
     models: list[_Model] | None = Field(default=None, min_length=1, max_length=200)
-    rpm: _Limit32
-    tpm: _Limit32
-    max_parallel: _Limit32
-    daily_tokens: _Limit64
-    monthly_tokens: _Limit64
+    rpm: Limit32
+    tpm: Limit32
+    max_parallel: Limit32
+    daily_tokens: Limit64
+    monthly_tokens: Limit64
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
     # Open WebUI and other apps that serve many people under this one key: the gateway
     # then reads who each request is for, and the end_user_* limits apply per person.
     trusted_front_end: bool = Field(default=False, strict=True)
-    end_user_rpm: _Limit32
-    end_user_tpm: _Limit32
-    end_user_max_parallel: _Limit32
-    end_user_daily_tokens: _Limit64
-    end_user_monthly_tokens: _Limit64
+    end_user_rpm: Limit32
+    end_user_tpm: Limit32
+    end_user_max_parallel: Limit32
+    end_user_daily_tokens: Limit64
+    end_user_monthly_tokens: Limit64
 
     @model_validator(mode="after")
     def _end_users_need_trust(self) -> KeyCreate:

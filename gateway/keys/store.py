@@ -68,6 +68,10 @@ class KeyStore:
     def __init__(self, db: Sessions | AsyncEngine) -> None:
         self._sessions = as_sessions(db)
 
+    @property
+    def sessions(self) -> Sessions:
+        return self._sessions
+
     async def create(self, spec: KeyCreate, resolve: Callable[[str], str]) -> tuple[ApiKey, str]:
         """The new row and its secret; the secret exists nowhere else afterwards."""
         secret = generate_secret()
@@ -136,8 +140,12 @@ class KeyStore:
             overrides: Sequence[EndUserLimit] = ()
             if row.trusted_front_end:  # an admin-made list, small: loaded with the key
                 overrides = (
-                    await session.execute(
-                        select(EndUserLimit).where(EndUserLimit.key_id == row.id)
+                    (
+                        await session.execute(
+                            select(EndUserLimit).where(EndUserLimit.key_id == row.id)
+                        )
                     )
-                ).scalars().all()
+                    .scalars()
+                    .all()
+                )
             return to_record(row, overrides)

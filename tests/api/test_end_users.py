@@ -233,3 +233,74 @@ async def test_random_end_user_names_do_not_grow_memory(
             assert response.status_code == 200
     assert storage.limiter.memory_states <= 100
     assert len(storage.quotas) <= 100
+
+
+async def test_an_override_changes_one_persons_limits_at_once(
+    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
+):
+    gw = await guarded(gateway_factory, engine, database_url, redis_url=REDIS)
+    key = await create_key(gw, trusted_front_end=True, end_user_rpm=1, end_user_tpm=100_000)
+    alice, bob = open_webui_headers(key, *ALICE), open_webui_headers(key, *BOB)
+    # The key is cached now: the override below must reach the request path all the same.
+    assert [await post_chat(gw, alice) for _ in range(2)] == [200, 429]
+    path = f"/admin/keys/{key['id']}/end-users/bob@example.com"
+    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        put = await admin.put(path, json={"rpm": 3})
+        listed = await admin.get(f"/admin/keys/{key['id']}/end-users")
+        other = await admin.get(f"/admin/keys/{key['id']}/end-users/alice@example.com")
+        bad = await admin.put(path, json={"rpm": "5"})
+        plain = await create_key(gw)
+        untrusted = await admin.put(f"/admin/keys/{plain['id']}/end-users/x", json={"rpm": 1})
+        missing = await admin.put("/admin/keys/key_nope/end-users/x", json={"rpm": 1})
+    assert put.status_code == 200
+    assert put.json()["override"]["rpm"] == 3
+    # Unset fields keep the key's defaults.
+    assert put.json()["limits"] == {
+        "rpm": 3,
+        "tpm": 100_000,
+        "max_parallel": None,
+        "daily_tokens": None,
+        "monthly_tokens": None,
+    }
+    assert listed.json()["defaults"]["rpm"] == 1
+    assert [e["end_user"] for e in listed.json()["data"]] == ["bob@example.com"]
+    assert other.json()["override"] is None and other.json()["limits"]["rpm"] == 1
+    assert bad.status_code == 400
+    assert untrusted.status_code == 400
+    assert untrusted.json()["error"]["code"] == "not_a_trusted_front_end"
+    assert missing.status_code == 404
+    assert [await post_chat(gw, bob) for _ in range(4)] == [200, 200, 200, 429]
+    assert await post_chat(gw, alice) == 429  # still the default for her
+    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        dropped = await admin.delete(path)
+    assert dropped.json()["override"] is None and dropped.json()["limits"]["rpm"] == 1
+
+
+async def test_usage_report_per_end_user(
+    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
+):
+    gw = await guarded(gateway_factory, engine, database_url)
+    key = await create_key(gw, trusted_front_end=True)
+    for who, times in ((ALICE, 3), (BOB, 1)):
+        for _ in range(times):
+            assert await post_chat(gw, open_webui_headers(key, *who)) == 200
+    async with gw.client() as client:
+        assert (await client.post(CHAT, json=BODY, headers=bearer(key))).status_code == 200
+    await gw.state.storage.usage.flush()
+    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        report = await admin.get(
+            "/admin/usage", params={"key_id": key["id"], "group_by": "end_user"}
+        )
+        no_key = await admin.get("/admin/usage", params={"group_by": "end_user"})
+        wrong = await admin.get("/admin/usage", params={"key_id": key["id"], "group_by": "x"})
+    assert report.status_code == 200, report.text
+    body = report.json()
+    people = {row["end_user"]: row for row in body["by_end_user"]}
+    assert set(people) == {"alice@example.com", "bob@example.com", None}
+    assert people["alice@example.com"]["requests"] == 3
+    assert people["bob@example.com"]["requests"] == 1
+    assert people[None]["requests"] == 1  # the key used without naming anyone
+    assert sum(r["total_tokens"] for r in body["by_end_user"]) == body["total_tokens"]
+    assert people["alice@example.com"]["total_tokens"] > people["bob@example.com"]["total_tokens"]
+    assert no_key.status_code == 400 and no_key.json()["error"]["param"] == "key_id"
+    assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "group_by"

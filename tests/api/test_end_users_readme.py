@@ -29,14 +29,15 @@ def section() -> list[str]:
 async def run_bash(script: str, gw: RunningGateway, cwd: Path, database_url: str) -> str:
     # `gateway` is this checkout's CLI, whatever else is installed.
     prelude = f'gateway() {{ "{sys.executable}" -m gateway "$@"; }}\nset -e\n'
-    if (cwd / "open-webui-key.json").exists():
-        prelude += 'KEY_ID=$(python3 -c \'import json; print(json.load(open("open-webui-key.json"))["id"])\')\n'
     env = {
         **os.environ,
         "ADMIN": ADMIN,
         "GATEWAY_DATABASE_URL": database_url,
         "PYTHONPATH": str(ROOT),
     }
+    saved = cwd / "open-webui-key.json"
+    if saved.exists():  # what the first block set in the reader's shell
+        env["KEY_ID"] = json.loads(saved.read_text())["id"]
     proc = await asyncio.create_subprocess_exec(
         "bash",
         "-c",

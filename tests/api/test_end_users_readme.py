@@ -55,7 +55,7 @@ async def run_bash(script: str, gw: RunningGateway, cwd: Path, database_url: str
 async def test_readme_open_webui_recipe(
     engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str, tmp_path: Path
 ):
-    settings_block, create_block, report_block = section()
+    settings_block, create_block, report_block, table_block = section()
     gw = await guarded(gateway_factory, engine, database_url)
     await run_bash(create_block, gw, tmp_path, database_url)
     key = json.loads((tmp_path / "open-webui-key.json").read_text())
@@ -85,6 +85,10 @@ async def test_readme_open_webui_recipe(
     report = json.loads(await run_bash(report_block, gw, tmp_path, database_url))
     people = {row["end_user"]: row["requests"] for row in report["by_end_user"]}
     assert people == {"alice@example.com": 2, "bob@example.com": 1}
+    table = await run_bash(table_block, gw, tmp_path, database_url)
+    assert "END USER" in table
+    alice_line = next(line for line in table.splitlines() if "alice@example.com" in line)
+    assert alice_line.split()[1] == "2"  # requests
     async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
         alice = await admin.get(f"/admin/keys/{key['id']}/end-users/alice@example.com")
     assert alice.json()["limits"]["rpm"] == 60

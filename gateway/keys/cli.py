@@ -76,6 +76,7 @@ _COLUMNS = (
     ("PARALLEL", "max_parallel"),
     ("DAILY", "daily_tokens"),
     ("MONTHLY", "monthly_tokens"),
+    ("END USERS", "end_users"),
     ("EXPIRES (UTC)", "expires_at"),
     ("CREATED", "created_at"),
 )
@@ -89,6 +90,10 @@ def _short_times(view: dict[str, Any]) -> dict[str, Any]:
             out[field] = datetime.fromisoformat(out[field]).strftime("%Y-%m-%d %H:%M")
     out["prefix"] = f"{view['prefix']}…"
     out["models"] = view["models"] if view["models"] is not None else "all"
+    # A trusted front end: its people's default rpm, else just that it names them.
+    if view.get("trusted_front_end"):
+        rpm = view.get("end_user_rpm")
+        out["end_users"] = f"{rpm} rpm each" if rpm else "yes"
     return out
 
 
@@ -189,7 +194,11 @@ def create(
             end_user_monthly_tokens=end_user_monthly_tokens,
         )
     except ValidationError as exc:
-        lines = [f"  {_flag(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        # A rule across fields (end-user limits need trust) has no one flag to name.
+        lines = [
+            f"  {_flag(e['loc'])}: {e['msg']}" if e["loc"] else f"  {e['msg']}"
+            for e in exc.errors()
+        ]
         raise click.UsageError("invalid key:\n" + "\n".join(lines)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

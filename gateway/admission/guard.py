@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from gateway.admission.cost import Cost, completion_reservation, request_cost
 from gateway.config import Settings
-from gateway.errors import PermissionDenied, QuotaExceeded
+from gateway.errors import PermissionDenied, QuotaExceeded, RateLimited
 from gateway.http.asgi import RawHeaders, Scope
 from gateway.keys.callers import KeyCheck
 from gateway.keys.record import KeyRecord
@@ -149,8 +149,10 @@ class Guard:
             if holder is not None and self.quotas is not None:
                 try:
                     await self.quotas.check(holder)
-                except QuotaExceeded:
+                except QuotaExceeded as exc:
                     self.metrics.rate_limited.labels("quota").inc()
+                    if holder is person:
+                        exc.message = f"As an end user of this key: {exc.message}"
                     raise
         if self.limiter is None:
             return
@@ -160,9 +162,14 @@ class Guard:
         # (Each admission its own id: the limiter renews slot leases by request id.)
         tokens = granted.prompt_estimate + granted.completion_reserved
         if person is not None:
-            granted.end_user_admission = await self.limiter.admit(
-                person, os.urandom(16).hex(), tokens
-            )
+            try:
+                granted.end_user_admission = await self.limiter.admit(
+                    person, os.urandom(16).hex(), tokens
+                )
+            except RateLimited as exc:
+                # Open WebUI shows this to the person: say whose limit it is.
+                exc.message = f"Your own limit as an end user of this key: {exc.message}"
+                raise
         try:
             granted.admission = await self.limiter.admit(key, os.urandom(16).hex(), tokens)
         except BaseException:

@@ -193,6 +193,8 @@ async def test_the_user_field_names_the_end_user_for_other_apps(
         too_long = await http.post(CHAT, json={**BODY, "user": "x" * 300}, headers=bearer(key))
         not_text = await http.post(CHAT, json={**BODY, "user": 42}, headers=bearer(key))
     assert again.status_code == 429
+    assert again.json()["error"]["message"].startswith("Your own limit as an end user")
+    assert again.json()["error"]["code"] == "rate_limit_exceeded" and "retry-after" in again.headers
     assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "user"
     assert not_text.status_code == 400 and not_text.json()["error"]["param"] == "user"
     await gw.state.storage.usage.flush()
@@ -216,6 +218,7 @@ async def test_end_user_daily_quota(
         spent = await client.post(CHAT, json=BODY, headers=alice)
     assert spent.status_code == 429
     assert spent.json()["error"]["code"] == "insufficient_quota"
+    assert spent.json()["error"]["message"].startswith("As an end user of this key: You exceeded")
     assert await post_chat(gw, bob) == 200
 
 

@@ -21,6 +21,7 @@ from gateway.http.body_pace import Pace
 from gateway.http.context import RequestContextMiddleware
 from gateway.http.cors import BrowserCORS
 from gateway.http.dispatch import FastPathRouter
+from gateway.keys.end_user_routes import router as end_users_router
 from gateway.keys.routes import router as keys_router
 from gateway.logs import access_log
 from gateway.metrics import Metrics
@@ -89,6 +90,7 @@ def create_app(settings: Settings) -> ASGIApp:
     exception_handlers.install(api)
     api.include_router(ops_router)
     api.include_router(keys_router)
+    api.include_router(end_users_router)
     api.include_router(usage_router)
     api.include_router(evals_router)
     # Retrieval's routes exist only with a database; without one they answer 503.

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # While the database is down, cached keys keep working this long; unknown keys get 503.
     db_outage_grace_s: float = Field(600.0, ge=0)
 
+    # Open WebUI's FORWARD_USER_INFO_HEADER_JWT_SECRET: with it, a trusted front end's end
+    # users come only from its signed X-OpenWebUI-User-Jwt, never from unsigned headers.
+    end_user_jwt_secret: SecretStr | None = None
+    # Rate-limit states kept in memory (keys and end users alike), however many distinct
+    # end users a front end names: past this, the longest-held states are forgotten.
+    limiter_max_states: int = Field(100_000, ge=100)
+
     # Token reservation for requests that name no max_tokens (reconciled afterwards).
     default_max_tokens: int = Field(1024, ge=1)
     # The most answers one request may ask for (`n`): each holds its own engine share.

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from gateway.admission.cost import Cost, completion_reservation, request_cost
 from gateway.config import Settings
-from gateway.errors import PermissionDenied, QuotaExceeded
+from gateway.errors import PermissionDenied, QuotaExceeded, RateLimited
 from gateway.http.asgi import RawHeaders, Scope
 from gateway.keys.callers import KeyCheck
 from gateway.keys.record import KeyRecord
@@ -23,6 +23,7 @@ from gateway.limits import Admission, Limiter, ratelimit_headers
 from gateway.metrics import Metrics
 from gateway.upstream.relay import RelayResult
 from gateway.usage import QuotaChecker, UsageEvent, UsageWriter
+from gateway.usage.event import end_user_subject
 
 # A rough prompt-token estimate for callers that have only a size (see cost.py for the
 # proxy's): a few bytes of JSON per token, corrected with vLLM's count at the end.
@@ -40,6 +41,29 @@ class Pass:
     # request is charged when it ends before its answer says what it used.
     completion_reserved: int = 0
     headers: RawHeaders = field(default_factory=list)
+    # The person a trusted front end named (None otherwise), and what their own limits
+    # reserved: held and settled beside the key's.
+    end_user: str | None = None
+    end_user_admission: Admission | None = None
+
+
+def end_user_record(key: KeyRecord, end_user: str | None) -> KeyRecord | None:
+    """The person's limits as a key record of their own (what the limiter and the quota
+    checker take), under an id of their own; None when nothing limits them."""
+    if end_user is None or not key.trusted_front_end:
+        return None
+    limits = key.end_user_limits(end_user)
+    if limits.unlimited:
+        return None
+    return KeyRecord(
+        id=end_user_subject(key.id, end_user),
+        name=key.name,
+        rpm=limits.rpm,
+        tpm=limits.tpm,
+        max_parallel=limits.max_parallel,
+        daily_tokens=limits.daily_tokens,
+        monthly_tokens=limits.monthly_tokens,
+    )
 
 
 def check_model_access(key: KeyRecord | None, model: str, requested: str) -> None:
@@ -119,20 +143,40 @@ class Guard:
         )
         if key is None:
             return
-        if self.quotas is not None:
+        person = end_user_record(key, granted.end_user)
+        # The key's quota and the person's first: nothing is reserved yet.
+        for holder in (key, person):
+            if holder is not None and self.quotas is not None:
+                try:
+                    await self.quotas.check(holder)
+                except QuotaExceeded as exc:
+                    self.metrics.rate_limited.labels("quota").inc()
+                    if holder is person:
+                        exc.message = f"As an end user of this key: {exc.message}"
+                    raise
+        if self.limiter is None:
+            return
+        # Slots are keyed by an id only the gateway makes: a client reusing its own
+        # x-request-id must not share (and so dodge) an in-flight slot. The limiter
+        # counts its refusals in gateway_rate_limited_total by kind.
+        # (Each admission its own id: the limiter renews slot leases by request id.)
+        tokens = granted.prompt_estimate + granted.completion_reserved
+        if person is not None:
             try:
-                await self.quotas.check(key)
-            except QuotaExceeded:
-                self.metrics.rate_limited.labels("quota").inc()
+                granted.end_user_admission = await self.limiter.admit(
+                    person, os.urandom(16).hex(), tokens
+                )
+            except RateLimited as exc:
+                # Open WebUI shows this to the person: say whose limit it is.
+                exc.message = f"Your own limit as an end user of this key: {exc.message}"
                 raise
-        if self.limiter is not None:
-            # Slots are keyed by an id only the gateway makes: a client reusing its own
-            # x-request-id must not share (and so dodge) an in-flight slot. The limiter
-            # counts its refusals in gateway_rate_limited_total by kind.
-            granted.admission = await self.limiter.admit(
-                key, os.urandom(16).hex(), granted.prompt_estimate + granted.completion_reserved
-            )
-            granted.headers = ratelimit_headers(granted.admission)
+        try:
+            granted.admission = await self.limiter.admit(key, os.urandom(16).hex(), tokens)
+        except BaseException:
+            # Refused by the key's limits: give the person's reservation back.
+            await self._release_end_user(granted, 0)
+            raise
+        granted.headers = ratelimit_headers(granted.admission)
 
     async def admit_internal(
         self, key: KeyRecord | None, input_bytes: int, *, within_request: bool = False
@@ -152,12 +196,19 @@ class Guard:
     async def settle(self, granted: Pass, result: RelayResult | Cost | None) -> None:
         """Give back the in-flight slot and correct the token reservation to what was used
         (None: nothing ran)."""
+        if isinstance(result, RelayResult):
+            result = cost(granted, result)
+        used = result.total if result is not None else 0
+        await self._release_end_user(granted, used)
         admission, granted.admission = granted.admission, None
         if admission is None or self.limiter is None:
             return
-        if isinstance(result, RelayResult):
-            result = cost(granted, result)
-        await self.limiter.settle(admission, result.total if result is not None else 0)
+        await self.limiter.settle(admission, used)
+
+    async def _release_end_user(self, granted: Pass, used: int) -> None:
+        admission, granted.end_user_admission = granted.end_user_admission, None
+        if admission is not None and self.limiter is not None:
+            await self.limiter.settle(admission, used)
 
     def record(self, event: UsageEvent) -> None:
         """Append a usage event (written in the next batch); nothing without a database."""

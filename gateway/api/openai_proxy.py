@@ -25,6 +25,7 @@ from gateway.errors import (
 from gateway.http.asgi import ClientGone, Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext, get_context
 from gateway.http.errors import send_error, sse_error_event
+from gateway.keys.end_users import end_user_of
 from gateway.rag.access import NEEDS_DATABASE
 from gateway.rag.grounding import chat as rag_chat
 from gateway.rag.grounding.citations import CitationRewriter
@@ -161,6 +162,15 @@ class ProxyRoute:
         raw = await read_body(receive)
         checked = check_request(self.endpoint, parse_json(raw), max_n=state.settings.max_n)
         changed = checked.changed
+        if granted.key is not None and granted.key.trusted_front_end:
+            secret = state.settings.end_user_jwt_secret
+            person = end_user_of(
+                granted.key,
+                scope["headers"],
+                checked.body,
+                secret.get_secret_value() if secret is not None else None,
+            )
+            granted.end_user = person.id if person is not None else None
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
         # A dict lookup for plain requests; only a file_search tool goes further.
@@ -262,5 +272,6 @@ class ProxyRoute:
                 ttft_s=result.ttft_s,
                 streamed=result.streamed,
                 cancelled=result.cancelled,
+                end_user=granted.end_user,
             )
         )

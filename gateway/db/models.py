@@ -54,6 +54,31 @@ class ApiKey(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A front end (Open WebUI) whose requests name the person they are for; its end users'
+    # limits default to the end_user_* columns (gateway.keys.end_users).
+    trusted_front_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    end_user_rpm: Mapped[int | None] = mapped_column(Integer)
+    end_user_tpm: Mapped[int | None] = mapped_column(Integer)
+    end_user_max_parallel: Mapped[int | None] = mapped_column(Integer)
+    end_user_daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    end_user_monthly_tokens: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EndUserLimit(Base):
+    """One end user's limits under a trusted key, field by field over the key's defaults."""
+
+    __tablename__ = "end_user_limits"
+
+    key_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    end_user: Mapped[str] = mapped_column(String(256), primary_key=True)
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    max_parallel: Mapped[int | None] = mapped_column(Integer)
+    daily_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    monthly_tokens: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class UsageEvent(Base):
@@ -77,6 +102,8 @@ class UsageEvent(Base):
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The person a trusted front end said the request was for; NULL otherwise.
+    end_user: Mapped[str | None] = mapped_column(Text)
 
 
 class UsageCounter(Base):
@@ -84,7 +111,8 @@ class UsageCounter(Base):
 
     __tablename__ = "usage_counters"
 
-    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # A key's id, or `<key id>/<end user>` for an end user's counters under that key.
+    key_id: Mapped[str] = mapped_column(String(300), primary_key=True)
     period: Mapped[str] = mapped_column(String(5), primary_key=True)  # "day" | "month"
     period_start: Mapped[date] = mapped_column(Date, primary_key=True)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -76,6 +76,7 @@ _COLUMNS = (
     ("PARALLEL", "max_parallel"),
     ("DAILY", "daily_tokens"),
     ("MONTHLY", "monthly_tokens"),
+    ("END USERS", "end_users"),
     ("EXPIRES (UTC)", "expires_at"),
     ("CREATED", "created_at"),
 )
@@ -89,6 +90,10 @@ def _short_times(view: dict[str, Any]) -> dict[str, Any]:
             out[field] = datetime.fromisoformat(out[field]).strftime("%Y-%m-%d %H:%M")
     out["prefix"] = f"{view['prefix']}…"
     out["models"] = view["models"] if view["models"] is not None else "all"
+    # A trusted front end: its people's default rpm, else just that it names them.
+    if view.get("trusted_front_end"):
+        rpm = view.get("end_user_rpm")
+        out["end_users"] = f"{rpm} rpm each" if rpm else "yes"
     return out
 
 
@@ -134,6 +139,16 @@ def keys() -> None:
 @click.option("--expires-in", help="Lifetime, e.g. 30d, 12h, 2w.")
 @click.option("--expires-at", help="Expiry as ISO-8601, e.g. 2026-12-31T00:00:00Z.")
 @click.option("--metadata", multiple=True, help="KEY=VALUE to store with the key (repeat).")
+@click.option(
+    "--trusted-front-end",
+    is_flag=True,
+    help="The key of an app serving many people (Open WebUI): read who each request is for.",
+)
+@click.option("--end-user-rpm", type=int, help="Requests per minute for each end user.")
+@click.option("--end-user-tpm", type=int, help="Tokens per minute for each end user.")
+@click.option("--end-user-max-parallel", type=int, help="Requests in flight per end user.")
+@click.option("--end-user-daily-tokens", type=int, help="Tokens per UTC day per end user.")
+@click.option("--end-user-monthly-tokens", type=int, help="Tokens per UTC month per end user.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
 def create(
     name: str,
@@ -146,6 +161,12 @@ def create(
     expires_in: str | None,
     expires_at: str | None,
     metadata: tuple[str, ...],
+    trusted_front_end: bool,
+    end_user_rpm: int | None,
+    end_user_tpm: int | None,
+    end_user_max_parallel: int | None,
+    end_user_daily_tokens: int | None,
+    end_user_monthly_tokens: int | None,
     as_json: bool,
 ) -> None:
     """Create a key and print its secret, once."""
@@ -165,9 +186,19 @@ def create(
             monthly_tokens=monthly_tokens,
             expires_at=expiry,
             metadata=parse_metadata(metadata),
+            trusted_front_end=trusted_front_end,
+            end_user_rpm=end_user_rpm,
+            end_user_tpm=end_user_tpm,
+            end_user_max_parallel=end_user_max_parallel,
+            end_user_daily_tokens=end_user_daily_tokens,
+            end_user_monthly_tokens=end_user_monthly_tokens,
         )
     except ValidationError as exc:
-        lines = [f"  {_flag(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        # A rule across fields (end-user limits need trust) has no one flag to name.
+        lines = [
+            f"  {_flag(e['loc'])}: {e['msg']}" if e["loc"] else f"  {e['msg']}"
+            for e in exc.errors()
+        ]
         raise click.UsageError("invalid key:\n" + "\n".join(lines)) from None
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

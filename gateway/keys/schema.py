@@ -7,13 +7,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 # Strict: JSON `"5"`, `5.5` or `true` for a limit is a client bug worth a 400, not a guess.
-_Limit32 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**31 - 1)]
-_Limit64 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**63 - 1)]
+Limit32 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**31 - 1)]
+Limit64 = Annotated[int | None, Field(default=None, strict=True, gt=0, le=2**63 - 1)]
 _Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 _Model = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+END_USER_FIELDS = (
+    "end_user_rpm",
+    "end_user_tpm",
+    "end_user_max_parallel",
+    "end_user_daily_tokens",
+    "end_user_monthly_tokens",
+)
 
 
 class KeyCreate(BaseModel):
@@ -22,13 +36,31 @@ class KeyCreate(BaseModel):
     name: _Name
     # None: every model. An empty list would be a key that can do nothing; refuse it.
     models: list[_Model] | None = Field(default=None, min_length=1, max_length=200)
-    rpm: _Limit32
-    tpm: _Limit32
-    max_parallel: _Limit32
-    daily_tokens: _Limit64
-    monthly_tokens: _Limit64
+    rpm: Limit32
+    tpm: Limit32
+    max_parallel: Limit32
+    daily_tokens: Limit64
+    monthly_tokens: Limit64
     expires_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict, max_length=64)
+    # Open WebUI and other apps that serve many people under this one key: the gateway
+    # then reads who each request is for, and the end_user_* limits apply per person.
+    trusted_front_end: bool = Field(default=False, strict=True)
+    end_user_rpm: Limit32
+    end_user_tpm: Limit32
+    end_user_max_parallel: Limit32
+    end_user_daily_tokens: Limit64
+    end_user_monthly_tokens: Limit64
+
+    @model_validator(mode="after")
+    def _end_users_need_trust(self) -> KeyCreate:
+        named = [f for f in END_USER_FIELDS if getattr(self, f) is not None]
+        if named and not self.trusted_front_end:
+            raise ValueError(
+                f"{named[0]} applies to end users, who are read only from a trusted front "
+                "end: set trusted_front_end to true as well"
+            )
+        return self
 
     @field_validator("expires_at")
     @classmethod
@@ -66,6 +98,12 @@ class KeyRow(Protocol):
     metadata_: dict[str, Any]
     created_at: datetime
     last_used_at: datetime | None
+    trusted_front_end: bool
+    end_user_rpm: int | None
+    end_user_tpm: int | None
+    end_user_max_parallel: int | None
+    end_user_daily_tokens: int | None
+    end_user_monthly_tokens: int | None
 
 
 def key_status(row: KeyRow, now: datetime) -> str:
@@ -100,4 +138,6 @@ def key_view(row: KeyRow, now: datetime) -> dict[str, Any]:
         "metadata": row.metadata_ or {},
         "created_at": _iso(row.created_at),
         "last_used_at": _iso(row.last_used_at),
+        "trusted_front_end": bool(row.trusted_front_end),
+        **{name: getattr(row, name) for name in END_USER_FIELDS},
     }

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.db.engine import session_factory
-from gateway.db.models import ApiKey
-from gateway.keys.record import KeyRecord
+from gateway.db.models import ApiKey, EndUserLimit
+from gateway.keys.record import EndUserLimits, KeyRecord
 from gateway.keys.schema import KeyCreate
 from gateway.keys.tokens import display_prefix, generate_secret, hash_secret, new_key_id
 
@@ -30,7 +30,7 @@ def as_sessions(db: Sessions | AsyncEngine) -> Sessions:
     return session_factory(db) if isinstance(db, AsyncEngine) else db
 
 
-def to_record(row: ApiKey) -> KeyRecord:
+def to_record(row: ApiKey, overrides: Sequence[EndUserLimit] = ()) -> KeyRecord:
     return KeyRecord(
         id=row.id,
         name=row.name,
@@ -44,7 +44,20 @@ def to_record(row: ApiKey) -> KeyRecord:
         revoked_at=row.revoked_at,
         metadata=dict(row.metadata_ or {}),
         owner=row.owner,
+        trusted_front_end=bool(row.trusted_front_end),
+        end_user_defaults=EndUserLimits(
+            row.end_user_rpm,
+            row.end_user_tpm,
+            row.end_user_max_parallel,
+            row.end_user_daily_tokens,
+            row.end_user_monthly_tokens,
+        ),
+        end_user_overrides={o.end_user: limits_of(o) for o in overrides},
     )
+
+
+def limits_of(row: EndUserLimit) -> EndUserLimits:
+    return EndUserLimits(row.rpm, row.tpm, row.max_parallel, row.daily_tokens, row.monthly_tokens)
 
 
 async def notify(session: AsyncSession, payload: str) -> None:
@@ -54,6 +67,10 @@ async def notify(session: AsyncSession, payload: str) -> None:
 class KeyStore:
     def __init__(self, db: Sessions | AsyncEngine) -> None:
         self._sessions = as_sessions(db)
+
+    @property
+    def sessions(self) -> Sessions:
+        return self._sessions
 
     async def create(self, spec: KeyCreate, resolve: Callable[[str], str]) -> tuple[ApiKey, str]:
         """The new row and its secret; the secret exists nowhere else afterwards."""
@@ -73,6 +90,12 @@ class KeyStore:
             monthly_tokens=spec.monthly_tokens,
             expires_at=spec.expires_at,
             metadata_=dict(spec.metadata),
+            trusted_front_end=spec.trusted_front_end,
+            end_user_rpm=spec.end_user_rpm,
+            end_user_tpm=spec.end_user_tpm,
+            end_user_max_parallel=spec.end_user_max_parallel,
+            end_user_daily_tokens=spec.end_user_daily_tokens,
+            end_user_monthly_tokens=spec.end_user_monthly_tokens,
         )
         async with self._sessions() as session, session.begin():
             session.add(row)
@@ -112,4 +135,17 @@ class KeyStore:
             row = (
                 await session.execute(select(ApiKey).where(ApiKey.key_hash == digest))
             ).scalar_one_or_none()
-            return to_record(row) if row is not None else None
+            if row is None:
+                return None
+            overrides: Sequence[EndUserLimit] = ()
+            if row.trusted_front_end:  # an admin-made list, small: loaded with the key
+                overrides = (
+                    (
+                        await session.execute(
+                            select(EndUserLimit).where(EndUserLimit.key_id == row.id)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            return to_record(row, overrides)

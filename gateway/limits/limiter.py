@@ -58,7 +58,7 @@ class Limiter:
         self._metrics = metrics
         self._lease_s = lease_s
         self._redis = redis
-        self._memory = memory or MemoryBackend()
+        self._memory = memory if memory is not None else MemoryBackend()  # empty is falsy
         self._probe_interval_s = probe_interval_s
         # Tests pass one clock for both backends; in service Redis uses its own clock
         # (one for all replicas) and memory uses time.monotonic.
@@ -87,7 +87,11 @@ class Limiter:
         if settings.redis_url:
             redis = RedisBackend.from_url(settings.redis_url, prefix=prefix)
         limiter = cls(
-            metrics, lease_s=settings.slot_lease_s, redis=redis, probe_interval_s=probe_interval_s
+            metrics,
+            lease_s=settings.slot_lease_s,
+            redis=redis,
+            memory=MemoryBackend(max_states=settings.limiter_max_states),
+            probe_interval_s=probe_interval_s,
         )
         if redis is not None:
             try:
@@ -96,6 +100,11 @@ class Limiter:
                 # Starting without Redis is allowed: memory now, Redis once it answers.
                 limiter._fall_back(exc)
         return limiter
+
+    @property
+    def memory_states(self) -> int:
+        """Limit states held in this process (what a flood of new end users could grow)."""
+        return len(self._memory)
 
     @property
     def backend_name(self) -> str:

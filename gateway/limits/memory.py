@@ -37,10 +37,16 @@ class _KeyState:
 class MemoryBackend:
     name = "memory"
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, *, max_states: int = 100_000
+    ) -> None:
         self._clock = clock
         self._states: dict[str, _KeyState] = {}
         self._next_sweep = 0.0
+        # A front end may name any number of end users, each a state: past this many the
+        # oldest state is forgotten (a fresh bucket for it), so memory stays bounded. The
+        # key's own state is one more among them and is refreshed by every request.
+        self._max_states = max_states
 
     def __len__(self) -> int:
         return len(self._states)
@@ -59,7 +65,7 @@ class MemoryBackend:
             self._sweep(now)
         state = self._states.get(key_id)
         if state is None:
-            state = self._states[key_id] = _KeyState(None, None, now)
+            state = self._new_state(key_id, now)
         slots = state.slots
         # Expired leases only matter when they would make the key look full.
         if limits.max_parallel is not None and len(slots) >= limits.max_parallel:
@@ -101,7 +107,7 @@ class MemoryBackend:
         if state is None:
             # Swept while the request ran: the debt still counts, against a fresh bucket
             # (as in Redis, where the hash may have expired meanwhile).
-            state = self._states[key_id] = _KeyState(None, None, now)
+            state = self._new_state(key_id, now)
         elapsed = now - state.updated
         if limits.rpm is not None and state.requests is not None:
             # Both buckets share one timestamp, so bring the other one forward too.
@@ -133,6 +139,16 @@ class MemoryBackend:
     def in_flight(self, key_id: str) -> int:
         state = self._states.get(key_id)
         return 0 if state is None else len(state.slots)
+
+    def _new_state(self, key_id: str, now: float) -> _KeyState:
+        states = self._states
+        if len(states) >= self._max_states:
+            self._sweep(now)
+            while len(states) >= self._max_states:
+                # Insertion order: the state created longest ago goes first.
+                del states[next(iter(states))]
+        state = states[key_id] = _KeyState(None, None, now)
+        return state
 
     def _sweep(self, now: float) -> None:
         self._next_sweep = now + _SWEEP_INTERVAL_S

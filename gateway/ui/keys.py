@@ -1,7 +1,8 @@
 """Keys: list, create (the secret is shown once, in the creation's answer), revoke.
 
 All through `/admin/keys`. Limits are set when a key is created: the admin API has no
-update, so changing a key's limits means creating a new one and revoking the old.
+update, so changing a key's limits means creating a new one and revoking the old. A
+trusted front end's people have their own page (gateway.ui.end_users).
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ class FormError(ValueError):
     pass
 
 
+def whole_numbers(
+    form: Form, fields: tuple[tuple[str, str], ...], prefix: str = ""
+) -> dict[str, int]:
+    """The filled-in limit fields as numbers (`prefix` + field in the form); FormError on
+    what the browser let by."""
+    found: dict[str, int] = {}
+    for field, label in fields:
+        raw = form.get(prefix + field).strip().replace(",", "").replace("_", "")
+        if not raw:
+            continue
+        if not raw.isdigit() or int(raw) < 1:
+            raise FormError(f"{label} must be a whole number above zero, or empty.")
+        found[field] = int(raw)
+    return found
+
+
 def key_spec(form: Form) -> dict[str, Any]:
     """The form as a `POST /admin/keys` body; raises FormError on what the browser let by."""
     name = form.get("name").strip()
@@ -40,13 +57,13 @@ def key_spec(form: Form) -> dict[str, Any]:
     models = [m for m in form.getall("models") if m.strip()]
     if models:
         spec["models"] = models
-    for field, label in LIMITS:
-        raw = form.get(field).strip().replace(",", "").replace("_", "")
-        if not raw:
-            continue
-        if not raw.isdigit() or int(raw) < 1:
-            raise FormError(f"{label} must be a whole number above zero, or empty.")
-        spec[field] = int(raw)
+    spec.update(whole_numbers(form, LIMITS))
+    per_person = whole_numbers(form, LIMITS, "end_user_")
+    if form.get("trusted_front_end"):
+        spec["trusted_front_end"] = True
+        spec.update({f"end_user_{field}": value for field, value in per_person.items()})
+    elif per_person:
+        raise FormError("Limits per end user need “Trusted front end” ticked.")
     expires = form.get("expires_on").strip()
     if expires:
         spec["expires_at"] = f"{expires}T00:00:00Z"

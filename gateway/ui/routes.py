@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from gateway.ui import engines, evals, keys, playground, signin, stores, usage
+from gateway.ui import end_users, engines, evals, keys, playground, signin, stores, usage
 from gateway.ui.web import base_path, redirect
 
 router = APIRouter(include_in_schema=False)
-for _module in (signin, keys, usage, engines, stores, evals, playground):
+for _module in (signin, keys, end_users, usage, engines, stores, evals, playground):
     router.include_router(_module.router)
 
 

@@ -56,6 +56,10 @@ def render(report: dict[str, Any]) -> str:
         lines += ["", *_table("MODEL", report["by_model"], "model")]
     if report["by_day"]:
         lines += ["", *_table("DAY (UTC)", report["by_day"], "date")]
+    people = report.get("by_end_user")
+    if people:
+        named = [{**p, "end_user": p["end_user"] or "(nobody named)"} for p in people]
+        lines += ["", *_table("END USER", named, "end_user")]
     return "\n".join(lines)
 
 
@@ -65,18 +69,35 @@ def render(report: dict[str, Any]) -> str:
 @click.option("--since", help="Start, ISO date or datetime (UTC if naive). Default: 30 days ago.")
 @click.option("--until", help="End, ISO datetime or date (that day included). Default: now.")
 @click.option(
+    "--by-end-user",
+    is_flag=True,
+    help="Also per end user (the people behind a trusted front end's --key-id).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the JSON that GET /admin/usage returns."
 )
 def usage(
-    key_id: str | None, model: str | None, since: str | None, until: str | None, as_json: bool
+    key_id: str | None,
+    model: str | None,
+    since: str | None,
+    until: str | None,
+    by_end_user: bool,
+    as_json: bool,
 ) -> None:
     """Show metered requests and tokens, in total, per model and per day."""
     settings = load_settings()
     url = database_url(settings)
     try:
-        query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
+        query = UsageQuery.parse(
+            key_id=key_id,
+            model=model,
+            since=since,
+            until=until,
+            group_by="end_user" if by_end_user else None,
+        )
     except BadBound as exc:
-        raise click.BadParameter(str(exc), param_hint=f"--{exc.param}") from None
+        flag = "--by-end-user" if exc.param == "group_by" else f"--{exc.param.replace('_', '-')}"
+        raise click.BadParameter(str(exc), param_hint=flag) from None
     try:
         report = asyncio.run(_fetch(url, query))
     except Exception as exc:  # connection refused, unknown database, not migrated, ...

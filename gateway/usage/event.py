@@ -10,8 +10,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Period = Literal["day", "month"]
-# A `usage_counters` primary key: (key_id, period, period_start).
+# A `usage_counters` primary key: (key_id, period, period_start); for an end user's
+# counters the first part is `end_user_subject(key_id, end_user)`.
 CounterKey = tuple[str, str, date]
+
+
+def end_user_subject(key_id: str, end_user: str) -> str:
+    """The id an end user's limits and counters live under: one space per (key, person),
+    so the same person behind two keys, or two people behind one, never share a bucket."""
+    return f"{key_id}/{end_user}"
 
 
 def _utcnow() -> datetime:
@@ -32,6 +39,8 @@ class UsageEvent:
     ttft_ms: float | None = None
     streamed: bool = False
     cancelled: bool = False
+    # The person a trusted front end named (gateway.keys.end_users); None otherwise.
+    end_user: str | None = None
     # When the request ended: its tokens count towards that UTC day and month.
     created_at: datetime = field(default_factory=_utcnow)
 
@@ -55,6 +64,7 @@ def event_from_request(
     streamed: bool = False,
     cancelled: bool = False,
     ended: float | None = None,
+    end_user: str | None = None,
 ) -> UsageEvent:
     """Build the event from what the request context and its cost say.
 
@@ -76,6 +86,7 @@ def event_from_request(
         ttft_ms=round(ttft_s * 1000, 3) if ttft_s is not None else None,
         streamed=streamed,
         cancelled=cancelled,
+        end_user=end_user,
     )
 
 
@@ -135,7 +146,11 @@ def aggregate(events: Iterable[UsageEvent]) -> BatchTotals:
         if event.key_id is None:
             continue
         tokens = event.total_tokens
-        for ck in counter_keys(event.key_id, event.created_at):
+        keys: tuple[CounterKey, ...] = counter_keys(event.key_id, event.created_at)
+        if event.end_user is not None:
+            subject = end_user_subject(event.key_id, event.end_user)
+            keys += counter_keys(subject, event.created_at)
+        for ck in keys:
             slot = counters.get(ck)
             if slot is None:
                 counters[ck] = [tokens, 1]

@@ -62,12 +62,16 @@ class QuotaChecker:
         ttl_s: float = 2.0,
         idle_evict_s: float = 600.0,
         load_timeout_s: float = 1.0,
+        max_entries: int = 10_000,
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.ttl_s = ttl_s
         self.idle_evict_s = idle_evict_s
         self.load_timeout_s = load_timeout_s
+        # End users under a trusted key each have counters here: bounded, and refreshed
+        # in one query, so a flood of new names cannot grow it (an evicted one is re-read).
+        self.max_entries = max_entries
         self._cache: dict[str, _Counts] = {}
         self._loading: dict[str, asyncio.Future[_Counts]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -150,6 +154,8 @@ class QuotaChecker:
         if counts is None or counts.day != day:
             counts = _Counts(day, 0, month, 0, 0.0, time.monotonic())
             self._cache[key_id] = counts
+            while len(self._cache) > self.max_entries:
+                del self._cache[next(iter(self._cache))]
         return counts
 
     async def _fetch(self, key_ids: list[str], day: date, month: date) -> None:
@@ -171,6 +177,11 @@ class QuotaChecker:
             else:
                 counts.used_at = time.monotonic()
             self._cache[key_id] = counts
+        while len(self._cache) > self.max_entries:
+            del self._cache[next(iter(self._cache))]  # loaded longest ago
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def _on_flushed(self, deltas: dict[CounterKey, int]) -> None:
         # Those tokens just left the writer's unflushed map; keep them counted here until

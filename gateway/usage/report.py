@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.usage.by_end_user import by_end_user
+from gateway.usage.report_rows import counts
+
 DEFAULT_WINDOW = timedelta(days=30)
 
 _QUERY = """
@@ -69,6 +72,8 @@ class UsageQuery:
     until: datetime
     key_id: str | None = None
     model: str | None = None
+    # "end_user": also `by_end_user` (the people behind a trusted front end's key).
+    group_by: str | None = None
 
     @classmethod
     def parse(
@@ -78,6 +83,7 @@ class UsageQuery:
         model: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        group_by: str | None = None,
         now: datetime | None = None,
     ) -> UsageQuery:
         """Raises BadBound (with the parameter named in its `param`) on a bad window."""
@@ -85,20 +91,20 @@ class UsageQuery:
         start = parse_bound(since) if since else end - DEFAULT_WINDOW
         if start >= end:
             raise BadBound("`since` must be earlier than `until`.", "since")
-        return cls(since=start, until=end, key_id=key_id or None, model=model or None)
-
-
-def _counts(row: Any) -> dict[str, int]:
-    prompt, completion = int(row.prompt_tokens), int(row.completion_tokens)
-    return {
-        "requests": int(row.requests),
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "errors": int(row.errors),
-        "rate_limited": int(row.rate_limited),
-        "cancelled": int(row.cancelled),
-    }
+        if group_by not in (None, "", "end_user"):
+            raise BadBound("`group_by` must be `end_user` (or left out).", "group_by")
+        if group_by and not key_id:
+            raise BadBound(
+                "`group_by=end_user` needs a `key_id`: end users are those of one key.",
+                "key_id",
+            )
+        return cls(
+            since=start,
+            until=end,
+            key_id=key_id or None,
+            model=model or None,
+            group_by=group_by or None,
+        )
 
 
 async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, Any]:
@@ -119,13 +125,16 @@ async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, An
     by_day: list[dict[str, Any]] = []
     for row in rows:
         if row.g_model and row.g_day:
-            totals = _counts(row)
+            totals = counts(row)
         elif row.g_day:
-            by_model.append({"model": row.model, **_counts(row)})
+            by_model.append({"model": row.model, **counts(row)})
         else:
-            by_day.append({"date": row.day.isoformat(), **_counts(row)})
+            by_day.append({"date": row.day.isoformat(), **counts(row)})
     by_model.sort(key=lambda r: (-r["total_tokens"], r["model"]))
     by_day.sort(key=lambda r: r["date"])
+    extra: dict[str, Any] = {}
+    if query.group_by == "end_user":
+        extra["by_end_user"] = await by_end_user(conn, " AND ".join(where), params)
     return {
         "object": "usage.summary",
         "key_id": query.key_id,
@@ -135,6 +144,7 @@ async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, An
         **totals,  # the () grouping set yields its row even over no events
         "by_model": by_model,
         "by_day": by_day,
+        **extra,
     }
 
 

@@ -51,9 +51,14 @@ async def get_usage(
     model: Annotated[str | None, Query(max_length=512)] = None,
     since: Annotated[str | None, Query(description="ISO date or datetime (UTC if naive)")] = None,
     until: Annotated[str | None, Query(description="ISO date (inclusive) or datetime")] = None,
+    group_by: Annotated[
+        str | None, Query(description="end_user: per person behind the key", max_length=20)
+    ] = None,
 ) -> dict[str, Any]:
     try:
-        query = UsageQuery.parse(key_id=key_id, model=model, since=since, until=until)
+        query = UsageQuery.parse(
+            key_id=key_id, model=model, since=since, until=until, group_by=group_by
+        )
     except BadBound as exc:
         raise InvalidRequest(str(exc), param=exc.param) from None
     return await _query(reports.db, usage_report, query)

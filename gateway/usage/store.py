@@ -30,12 +30,13 @@ EVENT_COLUMNS = (
     "streamed",
     "cancelled",
     "created_at",
+    "end_user",
 )
 _COPY = f"COPY usage_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 # Binary COPY needs each column's type named up front (varchar and text share a format).
 _COPY_TYPES = (
     "text", "text", "text", "text", "text", "int4", "int4", "int4",
-    "float8", "float8", "bool", "bool", "timestamptz",
+    "float8", "float8", "bool", "bool", "timestamptz", "text",
 )  # fmt: skip
 
 # unnest() keeps this one statement whatever the batch holds; ORDER BY fixes the order in
@@ -56,7 +57,7 @@ FROM unnest(%s::varchar[], %s::timestamptz[]) AS v(id, used)
 WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)
 """
 
-_MAX_TEXT = {"request_id": 128, "key_id": 40}
+_MAX_TEXT = {"request_id": 128, "key_id": 40, "end_user": 256}
 
 
 def _clean(value: Any, limit: int | None = None) -> Any:
@@ -94,6 +95,7 @@ def copy_row(event: UsageEvent) -> tuple[Any, ...]:
         event.streamed,
         event.cancelled,
         event.created_at,
+        _clean(event.end_user, _MAX_TEXT["end_user"]),
     )
 
 

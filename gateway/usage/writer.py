@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings
 from gateway.metrics import Metrics
-from gateway.usage.event import CounterKey, UsageEvent, aggregate, day_start
+from gateway.usage.event import CounterKey, UsageEvent, aggregate, day_start, end_user_subject
 from gateway.usage.store import write_batch
 
 log = logging.getLogger("gateway.usage")
@@ -99,6 +99,12 @@ class UsageWriter:
             unflushed[ck] = unflushed.get(ck, 0) + tokens
             ck = (key_id, "month", month)
             unflushed[ck] = unflushed.get(ck, 0) + tokens
+            if event.end_user is not None:  # the same under the end user's counters
+                subject = end_user_subject(key_id, event.end_user)
+                ck = (subject, "day", day)
+                unflushed[ck] = unflushed.get(ck, 0) + tokens
+                ck = (subject, "month", month)
+                unflushed[ck] = unflushed.get(ck, 0) + tokens
         if len(buffer) >= self.batch_size and not self._wake.is_set():
             self._wake.set()
         return True

@@ -42,12 +42,25 @@ def test_create_list_revoke_for_people_and_scripts(
     scripted = _run(keys, ["create", "--name", "ci", "--json"], database_url)
     record = json.loads(scripted.stdout)
     assert record["key"].startswith("sk-gw-") and record["name"] == "ci"
+    assert record["trusted_front_end"] is False
+
+    front = _run(
+        keys,
+        ["create", "--name", "owui", "--trusted-front-end", "--end-user-rpm", "20",
+         "--end-user-daily-tokens", "200000", "--json"],
+        database_url,
+    )  # fmt: skip
+    owui = json.loads(front.stdout)
+    assert owui["trusted_front_end"] is True
+    assert (owui["end_user_rpm"], owui["end_user_daily_tokens"]) == (20, 200_000)
 
     listed = _run(keys, ["list"], database_url)
     assert listed.exit_code == 0
     header, *lines = listed.stdout.splitlines()
     assert header.split()[:4] == ["ID", "NAME", "PREFIX", "STATUS"]
-    assert len(lines) == 2 and "laptop" in lines[0] and "a,b" in lines[0]
+    assert "END USERS" in header
+    assert len(lines) == 3 and "laptop" in lines[0] and "a,b" in lines[0]
+    assert "20 rpm each" in next(line for line in lines if "owui" in line)
     assert secret not in listed.stdout and record["key"] not in listed.stdout
     assert secret[:12] in listed.stdout  # the prefix, to recognise it
 
@@ -74,6 +87,8 @@ def test_create_refuses_bad_flags_before_touching_the_database(database_url: str
         (["--name", "x", "--expires-at", "2001-01-01T00:00:00Z"], "--expires-at"),
         (["--name", "x", "--expires-in", "1d", "--expires-at", "2099-01-01"], "not both"),
         (["--name", "x", "--metadata", "novalue"], "KEY=VALUE"),
+        (["--name", "x", "--end-user-rpm", "5"], "trusted_front_end"),
+        (["--name", "x", "--trusted-front-end", "--end-user-tpm", "0"], "--end-user-tpm"),
     ):
         result = _run(keys, ["create", *args], database_url)
         assert result.exit_code == 2 and message in result.output, result.output
@@ -99,7 +114,7 @@ def test_migrate_applies_and_reports_the_revision(pg_server: Any) -> None:
     pg_server.psql(f"CREATE DATABASE {name};")
     url = make_url(pg_server.get_uri()).set(database=name).render_as_string(hide_password=False)
     first = _run(migrate, [], url)
-    assert first.exit_code == 0 and "to revision 0005_evals" in first.stdout
-    assert current(url) == "0005_evals"
+    assert first.exit_code == 0 and "to revision 0005" in first.stdout
+    assert current(url) == "0005"
     second = _run(migrate, [], url)
-    assert "up to date (revision 0005_evals)" in second.stdout
+    assert "up to date (revision 0005)" in second.stdout

@@ -85,7 +85,14 @@ def test_key_form_to_api_body() -> None:
         "daily_tokens": 2_000_000,
         "expires_at": "2030-01-31T00:00:00Z",
     }
-    for bad in ({"name": [""]}, {"name": ["x"], "rpm": ["-1"]}, {"name": ["x"], "tpm": ["1.5"]}):
+    trusted = {"name": ["owui"], "trusted_front_end": ["1"], "end_user_rpm": ["5"]}
+    assert key_spec(Form(trusted)) == {"name": "owui", "trusted_front_end": True, "end_user_rpm": 5}
+    for bad in (
+        {"name": [""]},
+        {"name": ["x"], "rpm": ["-1"]},
+        {"name": ["x"], "tpm": ["1.5"]},
+        {"name": ["x"], "end_user_rpm": ["5"]},  # per-person limits on an untrusted key
+    ):
         with pytest.raises(FormError):
             key_spec(Form(bad))
 

@@ -1,7 +1,7 @@
 """evals: stored `gateway eval` results, one row per model run
 
-Revision ID: 0005_evals
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-27 20:00:00.000000
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision: str = "0005_evals"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

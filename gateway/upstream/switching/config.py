@@ -69,7 +69,7 @@ class EngineGroup(BaseModel):
     # Put an awake engine to sleep after this long without requests (0: never).
     idle_sleep_s: float = Field(0.0, ge=0)
     # Requests waiting for each sleeping model; beyond it, 503 with retry-after.
-    queue_max: int = Field(32, ge=0)
+    queue_max: int = Field(32, ge=1)
     # One sleep, wake, start or stop may take this long before it counts as failed.
     switch_timeout_s: float = Field(300.0, gt=0)
     # After a failed switch, the model is refused (503, retry-after) this long, then tried

@@ -72,7 +72,7 @@ def test_no_groups_by_default():
     [
         ([{**TWO, "engines": []}], "at least 1"),
         ([{**TWO, "max_awake": 0}], "greater than or equal to 1"),
-        ([{**TWO, "queue_max": -1}], "greater than or equal to 0"),
+        ([{**TWO, "queue_max": 0}], "greater than or equal to 1"),
         ([{**TWO, "drain_timeout_s": 0}], "greater than 0"),
         ([{**TWO, "engines": [{"url": "http://a:1", "model": "m", "sleep_level": 3}]}], "1 or 2"),
         (

@@ -141,6 +141,7 @@ class Switcher:
             if not removed and admitted:
                 more += group.policy.finished(url, self.clock())
             self._execute(group, more)
+            self._gauge(group, url)
             raise
         waited = self.clock() - started
         if waited > 0.001:

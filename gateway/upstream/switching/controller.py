@@ -237,9 +237,7 @@ class Switcher:
         if ok:
             log.info(f"engine {op} done", extra={"upstream": url, "seconds": round(elapsed, 3)})
         now = self.clock()
-        # Routable again whatever happened: the policy, not the health flag, now decides
-        # (a failed wake is answered with its own 503 and retry-after).
-        next(u for u in self.registry.upstreams if u.url == url).healthy = True
+        self._routable(url)
         if op == "wake":
             self._execute(group, group.policy.woke(url, ok, now))
         else:
@@ -266,7 +264,13 @@ class Switcher:
                     log.error("engine exited on its own", extra={"upstream": url})
                     with contextlib.suppress(Exception):
                         await group.controls[url].close()
+                    self._routable(url)
                     self._execute(group, group.policy.lost(url, self.clock()))
+
+    def _routable(self, url: str) -> None:
+        """After a switch or a loss the policy, not the last health check, decides whether
+        requests may go there (a failed wake has its own 503 with retry-after)."""
+        next(u for u in self.registry.upstreams if u.url == url).healthy = True
 
     def _gauge(self, group: _Group, url: str) -> None:
         model = group.models[url]

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import orjson
 
+from gateway.config import Settings
 from gateway.errors import UpstreamUnavailable
 from gateway.local.process import ChildProcess
 from gateway.upstream.switching.config import GroupEngine
@@ -125,9 +126,13 @@ class ProcessControl:
         engine: GroupEngine,
         headers: dict[str, str],
         start_timeout_s: float,
+        api_key: str | None = None,
     ) -> None:
         self.session = session
         self.engine = engine
+        # An engine the gateway starts requires the key the gateway sends it (vLLM reads
+        # VLLM_API_KEY), so no secret has to be written into the group's configuration.
+        self.env = {**engine.env, **({"VLLM_API_KEY": api_key} if api_key else {})}
         self.headers = headers
         self.start_timeout_s = start_timeout_s
         port = urlsplit(engine.url).port or 80
@@ -147,7 +152,7 @@ class ProcessControl:
             return
         # Started from the event loop's thread: the child dies with that thread (Linux).
         child = ChildProcess(
-            self.engine.command, env={**os.environ, **self.engine.env}, log_path=self.log_path
+            self.engine.command, env={**_engine_environ(), **self.env}, log_path=self.log_path
         )
         child.start()
         self._child = child
@@ -191,3 +196,10 @@ class ProcessControl:
 
     async def close(self) -> None:
         await self._stop()
+
+
+def _engine_environ() -> dict[str, str]:
+    """The gateway's environment without its own settings: the admin key, the database URL
+    and the like are none of an engine's business."""
+    own = {f"GATEWAY_{name.upper()}" for name in Settings.model_fields} | {"GATEWAY_CONFIG"}
+    return {k: v for k, v in os.environ.items() if k not in own}

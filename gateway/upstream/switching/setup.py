@@ -19,6 +19,7 @@ def build_switcher(
     if not settings.engine_groups:
         return None
     headers = upstream_headers(settings, "engine-switch")
+    key = settings.upstream_api_key
     controls: dict[str, Control] = {}
     for group in settings.engine_groups:
         for engine in group.engines:
@@ -26,6 +27,10 @@ def build_switcher(
                 controls[engine.url] = SleepApi(session, engine, headers)
             else:
                 controls[engine.url] = ProcessControl(
-                    session, engine, headers, start_timeout_s=group.switch_timeout_s
+                    session,
+                    engine,
+                    headers,
+                    start_timeout_s=group.switch_timeout_s,
+                    api_key=key.get_secret_value() if key else None,
                 )
     return Switcher(settings.engine_groups, registry, controls, metrics)

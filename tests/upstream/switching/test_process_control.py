@@ -54,7 +54,16 @@ def running(model: str) -> list[int]:
     return found
 
 
-async def test_processes_are_switched_one_at_a_time(gateway_factory: GatewayFactory, tmp_path):
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+async def test_processes_are_switched_one_at_a_time(
+    gateway_factory: GatewayFactory, tmp_path, monkeypatch
+):
+    # One of the gateway's own settings, in its environment: not the engines' business.
+    monkeypatch.setenv("GATEWAY_SPOOL_DIR", str(tmp_path))
     models = ["proc-a", "proc-b"]
     group = {
         "name": "cpu",
@@ -62,7 +71,7 @@ async def test_processes_are_switched_one_at_a_time(gateway_factory: GatewayFact
         "switch_timeout_s": 60,
         "engines": [engine(m, free_port(), tmp_path / f"{m}.log") for m in models],
     }
-    gateway = await gateway_factory(engine_groups=[group])
+    gateway = await gateway_factory(engine_groups=[group], upstream_api_key="sk-engines")
     both: list[tuple[list[int], list[int]]] = []
     stop = asyncio.Event()
 
@@ -85,6 +94,9 @@ async def test_processes_are_switched_one_at_a_time(gateway_factory: GatewayFact
                 assert response.json()["model"] == model
                 assert int(response.headers["x-gateway-switch-wait-ms"]) > 0
                 assert running(model) and not running(models[1 - i % 2])
+            # The engine requires the gateway's key, and sees none of the gateway's settings.
+            env = environ(running("proc-b")[0])
+            assert env["VLLM_API_KEY"] == "sk-engines" and "GATEWAY_SPOOL_DIR" not in env
             # The running engine dies on its own: the next request starts it again.
             (pid,) = running("proc-b")
             os.kill(pid, signal.SIGKILL)

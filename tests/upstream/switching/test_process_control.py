@@ -100,8 +100,11 @@ async def test_processes_are_switched_one_at_a_time(
             # The running engine dies on its own: the next request starts it again.
             (pid,) = running("proc-b")
             os.kill(pid, signal.SIGKILL)
-            await asyncio.sleep(1.2)
-            listed = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+            for _ in range(100):  # noticed within a second or so (the watch runs every 0.5 s)
+                listed = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
+                if listed["proc-b"]["status"] == "asleep":
+                    break
+                await asyncio.sleep(0.1)
             assert listed["proc-b"]["status"] == "asleep"
             body = {"model": "proc-b", "messages": [{"role": "user", "content": "hi"}]}
             response = await client.post(CHAT, json=body)

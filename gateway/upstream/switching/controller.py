@@ -72,6 +72,7 @@ class _Group:
     waiters: dict[int, asyncio.Future[None]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    deadline: float | None = None  # what the timer waits for
 
 
 class Switcher:
@@ -208,7 +209,8 @@ class Switcher:
             else:
                 self._spawn(group, action)
             self._gauge(group, action.engine)
-        if actions:
+        # A drain starts without any action, and its deadline matters all the same.
+        if actions or group.policy.next_deadline() != group.deadline:
             group.changed.set()
 
     def _spawn(self, group: _Group, action: Sleep | Wake) -> None:
@@ -245,7 +247,7 @@ class Switcher:
 
     async def _timer(self, group: _Group) -> None:
         while True:
-            deadline = group.policy.next_deadline()
+            deadline = group.deadline = group.policy.next_deadline()
             group.changed.clear()
             # At least a moment: a deadline already past must not spin the loop.
             wait = None if deadline is None else max(0.01, deadline - self.clock())

@@ -230,3 +230,34 @@ async def test_engines_outside_the_group_are_untouched(
         listed = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
     assert response.status_code == 200 and WAIT_HEADER not in response.headers
     assert "status" not in listed[engine.model]
+
+
+async def test_time_to_first_token_includes_the_wait(
+    gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
+):
+    _, second = pair
+    gateway = await group_gateway(gateway_factory, pair)
+    async with gateway.client() as client:
+        async with client.stream("POST", CHAT, json=ask(second.model, stream=True)) as stream:
+            waited = int(stream.headers[WAIT_HEADER])
+            await stream.aread()
+        metrics = (await client.get("/metrics")).text
+    ttft = metric(metrics, "gateway_time_to_first_token_seconds_sum", model=second.model)
+    assert waited >= 300 and ttft >= waited / 1000
+
+
+async def test_a_drain_past_its_timeout_refuses_the_waiter_and_cuts_nothing(
+    gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
+):
+    first, second = pair
+    first.behaviour.chunks, first.behaviour.chunk_delay = 10, 0.1
+    gateway = await group_gateway(gateway_factory, pair, drain_timeout_s=0.3)
+    streamed = ask(first.model, stream=True)
+    async with gateway.client() as client, client.stream("POST", CHAT, json=streamed) as stream:
+        refused = await client.post(CHAT, json=ask(second.model))
+        body = await stream.aread()
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "engine_busy"
+    assert int(refused.headers["retry-after"]) >= 1
+    assert body.endswith(b"data: [DONE]\n\n") and body.count(b"tok") == 10
+    assert first.sleeps == [] and second.wakes == 0

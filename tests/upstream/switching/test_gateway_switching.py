@@ -261,3 +261,16 @@ async def test_a_drain_past_its_timeout_refuses_the_waiter_and_cuts_nothing(
     assert int(refused.headers["retry-after"]) >= 1
     assert body.endswith(b"data: [DONE]\n\n") and body.count(b"tok") == 10
     assert first.sleeps == [] and second.wakes == 0
+
+
+async def test_a_woken_engine_keeps_the_device_for_its_minimum_residency(
+    gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
+):
+    first, second = pair
+    gateway = await group_gateway(gateway_factory, pair, min_residency_s=1.0)
+    async with gateway.client() as client:
+        assert (await client.post(CHAT, json=ask(second.model))).status_code == 200
+        back = await client.post(CHAT, json=ask(first.model))
+    assert back.status_code == 200
+    # b woke just now: a waits for the rest of b's second, then its own wake.
+    assert int(back.headers[WAIT_HEADER]) >= 1000 + 300 - 50

@@ -42,6 +42,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             f"limits once per worker ({settings.workers}x the limit). Set GATEWAY_REDIS_URL "
             "(e.g. redis://localhost:6379/0) so workers share limits, or run one worker."
         )
+    if settings.workers > 1 and settings.engine_groups:
+        raise click.ClickException(
+            f"--workers {settings.workers} with GATEWAY_ENGINE_GROUPS: each worker would switch "
+            "the group's engines on its own and they would fight over the device. Run one "
+            "worker (or several replicas, each with a group of its own)."
+        )
     configure_logging(settings.log_level, settings.log_format)
     # Workers rebuild their settings from the environment: hand the flags down that way.
     for name in ("host", "port", "workers"):

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from gateway.upstream.switching.config import EngineGroup, check_groups
+
 CONFIG_ENV = "GATEWAY_CONFIG"
 
 
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     upstream_api_key: SecretStr | None = None
     # Alias -> served model id, e.g. {"gpt-4o-mini": "smollm2-135m-instruct"}.
     model_aliases: dict[str, str] = Field(default_factory=dict)
+    # Engines sharing a device, switched on demand (gateway.upstream.switching); their
+    # URLs need not be repeated in `upstreams`. JSON in the environment, or YAML.
+    engine_groups: list[EngineGroup] = Field(default_factory=list)
 
     database_url: str | None = None
     # Without a database (no keys), `gateway serve` refuses a non-loopback host unless this
@@ -138,6 +143,16 @@ class Settings(BaseSettings):
         if isinstance(value, list):
             return [normalise_upstream_url(str(url)) for url in value]
         return value
+
+    @field_validator("engine_groups", mode="after")
+    @classmethod
+    def _disjoint_groups(cls, value: list[EngineGroup]) -> list[EngineGroup]:
+        return check_groups(value)
+
+    def engine_urls(self) -> list[str]:
+        """Every engine the gateway talks to: the listed upstreams, then grouped engines."""
+        grouped = [engine.url for group in self.engine_groups for engine in group.engines]
+        return list(dict.fromkeys([*self.upstreams, *grouped]))
 
     @field_validator("database_url", "redis_url", "embedding_model", mode="before")
     @classmethod

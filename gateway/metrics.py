@@ -11,6 +11,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # First-token and whole-request latencies of a 70B model span milliseconds to minutes.
+# Waking a sleeping 70B takes seconds; starting an engine process, minutes.
+_SWITCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -67,6 +69,41 @@ class Metrics:
             "Requests whose client left before the end.",
             ["route"],
             registry=r,
+        )
+        # Engine groups (gateway.upstream.switching): models sharing one device.
+        self.engine_switches = Counter(
+            "gateway_engine_switches",
+            "Engine sleeps and wakes, by group, model, op (sleep|wake) and result (ok|failed).",
+            ["group", "model", "op", "result"],
+            registry=r,
+        )
+        self.engine_switch_duration = Histogram(
+            "gateway_engine_switch_duration_seconds",
+            "Time one engine took to go to sleep or wake up (sleep|wake).",
+            ["group", "op"],
+            buckets=_SWITCH_BUCKETS,
+            registry=r,
+        )
+        self.engine_queue_depth = Gauge(
+            "gateway_engine_queue_depth",
+            "Requests waiting for their model's engine to wake.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.engine_switch_wait = Histogram(
+            "gateway_engine_switch_wait_seconds",
+            "Time requests waited for their model's engine before going to it.",
+            ["model"],
+            buckets=_SWITCH_BUCKETS,
+            registry=r,
+        )
+        self.engine_awake = Gauge(
+            "gateway_engine_awake",
+            "1 while the model's engine is awake (it takes requests), else 0.",
+            ["model"],
+            registry=r,
+            multiprocess_mode="livemax",
         )
         # Label children of the two per-request series, by (route, model, status): the label
         # sets are bounded, and `labels()` on every request costs a lock and a validation.

@@ -29,6 +29,7 @@ from gateway.upstream.engines import Engines
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
+from gateway.upstream.switching.setup import build_switcher
 from gateway.usage import QuotaChecker, UsageWriter
 from gateway.usage.routes import UsageReports
 from gateway.usage.unrecorded import Unrecorded
@@ -45,12 +46,24 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
     async with AsyncExitStack() as stack:
         session = create_session(settings)
         stack.push_async_callback(session.close)
-        registry = Registry(settings.upstreams, settings.model_aliases)
-        monitor = Monitor(registry, session, settings, metrics)
-        engines = Engines(
-            session, registry, settings, metrics, lambda u, why: monitor.set_health(u, False, why)
+        registry = Registry(settings.engine_urls(), settings.model_aliases)
+        # Engine groups: models sharing a device, switched on demand (None without groups).
+        switcher = build_switcher(settings, session, registry, metrics)
+        monitor = Monitor(
+            registry, session, settings, metrics, switcher.asleep if switcher else None
         )
-        if not settings.upstreams:
+        engines = Engines(
+            session,
+            registry,
+            settings,
+            metrics,
+            lambda u, why: monitor.set_health(u, False, why),
+            switcher,
+        )
+        if switcher is not None:
+            await switcher.start()
+            stack.push_async_callback(switcher.stop)
+        if not settings.engine_urls():
             log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
         storage: Storage | None = None
         retrieval: Retrieval | None = None
@@ -92,7 +105,9 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
         await monitor.check_all()
         monitor.start()
         stack.push_async_callback(monitor.stop)
-        log.info("gateway ready", extra={"upstreams": settings.upstreams, "version": __version__})
+        log.info(
+            "gateway ready", extra={"upstreams": settings.engine_urls(), "version": __version__}
+        )
         yield state
         # uvicorn cancels the requests a graceful stop gave up on and comes here at once:
         # let them record their usage before the writer's final flush.

@@ -59,7 +59,7 @@ class RunningGateway:
         return found
 
     def client(self, **kwargs: Any) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, timeout=10, **kwargs)
+        return httpx.AsyncClient(base_url=self.url, **{"timeout": 10, **kwargs})
 
 
 async def start_gateway(**overrides: Any) -> RunningGateway:

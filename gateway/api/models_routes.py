@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -14,8 +15,26 @@ from gateway.http.asgi import Receive, Scope, Send, send_bytes
 from gateway.http.context import get_context
 from gateway.http.errors import send_error
 from gateway.state import state_of
+from gateway.upstream.registry import Registry
+from gateway.upstream.switching.controller import Switcher
 
 PREFIX = "/v1/models"
+
+
+def with_status(
+    cards: dict[str, dict[str, Any]], registry: Registry, switcher: Switcher
+) -> dict[str, dict[str, Any]]:
+    """Grouped models carry `status` (awake|asleep|waking), a field OpenAI clients ignore."""
+    statuses = {
+        upstream.group_model: switcher.status(upstream)
+        for upstream in registry.upstreams
+        if upstream.group_model is not None
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, card in cards.items():
+        status = statuses.get(registry.served_id(name))
+        out[name] = card if status is None else {**card, "status": status}
+    return out
 
 
 class ModelsRoute:
@@ -38,6 +57,8 @@ class ModelsRoute:
                 for name, card in registry.model_cards().items()
                 if visible(key, registry.served_id(name))
             }
+            if state.engines.switcher is not None:
+                cards = with_status(cards, registry, state.engines.switcher)
             if path == PREFIX:
                 ctx.route = PREFIX
                 body = {"object": "list", "data": list(cards.values())}

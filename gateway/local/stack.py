@@ -37,6 +37,8 @@ class UpOptions:
     port: int = 8080
     upstreams: tuple[str, ...] = ()  # existing engines; empty: start the local ones
     startup_timeout_s: float = 600.0
+    # Two chat engines in one engine group, started and stopped by the gateway on demand.
+    chat_group: bool = False
 
     @property
     def local_engines(self) -> bool:
@@ -73,6 +75,24 @@ def engine_specs(
     ]
 
 
+def embedding_only(
+    embedding: LocalModel, cpus: Sequence[int], port: int, api_key: str | None = None
+) -> list[EngineSpec]:
+    """The embedding engine alone (with --chat-group, the gateway runs the chat engines),
+    on the CPUs the chat engines do not use."""
+    _, embedding_cpus = split_cpus(cpus, 2)
+    return [
+        EngineSpec(
+            model=embedding.path,
+            served_name=embedding.name,
+            port=port,
+            runner="pooling",
+            extra_env={"VLLM_CPU_OMP_THREADS_BIND": embedding_cpus},
+            api_key=api_key,
+        )
+    ]
+
+
 def aliases_for(served: Collection[str]) -> dict[str, str]:
     # An alias to a model nobody serves would turn a clear 404 into a confusing one.
     return {alias: model for alias, model in ALIASES.items() if model in served}
@@ -97,6 +117,7 @@ def gateway_env(
     admin_key: str,
     served: Collection[str],
     upstream_api_key: str | None = None,
+    engine_groups: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, str]:
     """The gateway's environment; `upstream_api_key` is the local engines' key (None: the
     engines are the user's own, and so is any GATEWAY_UPSTREAM_API_KEY in `base`)."""
@@ -117,6 +138,8 @@ def gateway_env(
         env["GATEWAY_EMBEDDING_MODEL"] = EMBEDDING_MODEL
     if upstream_api_key is not None:
         env["GATEWAY_UPSTREAM_API_KEY"] = upstream_api_key
+    if engine_groups:
+        env["GATEWAY_ENGINE_GROUPS"] = json.dumps(list(engine_groups))
     # One worker, so no Redis is needed: a leftover GATEWAY_WORKERS must not ask for more.
     env.pop("GATEWAY_WORKERS", None)
     return env

@@ -14,12 +14,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from gateway.config import Settings
+from gateway.local.chat_group import chat_group
 from gateway.local.checks import check_engine_installed, check_port_free, served_models
 from gateway.local.console import Console
 from gateway.local.datadir import DataDir, admin_key, engine_key, exclusive
-from gateway.local.engine import Engine, free_port
+from gateway.local.engine import Engine, EngineSpec, free_port, split_cpus
 from gateway.local.errors import LocalStackError
 from gateway.local.localkey import ensure_local_key, migrate
 from gateway.local.models import prepare_chat_model, prepare_embedding_model
@@ -27,9 +29,11 @@ from gateway.local.postgres import EmbeddedPostgres
 from gateway.local.process import ChildProcess
 from gateway.local.signals import Signals, Stop, exit_code
 from gateway.local.stack import (
+    CHAT_MAX_MODEL_LEN,
     STACK_ENV,
     UpOptions,
     client_host,
+    embedding_only,
     engine_hints,
     engine_specs,
     example_model,
@@ -100,6 +104,10 @@ class Stack:
         served = [m for url in upstreams for m in served_models(url, api_key=upstream_key)]
         step(f"models served: {', '.join(served) or 'none'}")
 
+        groups = self._chat_group(engines_key) if options.chat_group else []
+        for group in groups:
+            served += [str(engine["model"]) for engine in group["engines"]]
+            step(f"engine group {group['name']}: started by the gateway when first asked")
         env = gateway_env(
             self.base_env,
             database_url=database_url,
@@ -107,6 +115,7 @@ class Stack:
             admin_key=admin,
             served=served,
             upstream_api_key=engines_key,
+            engine_groups=groups,
         )
         self.gateway = ChildProcess(
             gateway_argv(options.host, options.port), env=env, log_path=data.fresh_log("gateway")
@@ -127,13 +136,35 @@ class Stack:
             )
         )
 
+    def _chat_group(self, api_key: str | None) -> list[dict[str, Any]]:
+        """The two grouped chat engines: the gateway starts them (with the engines' key)."""
+        assert api_key is not None  # a chat group means local engines
+        chat = prepare_chat_model(self.options.model_cache, on_progress=self.console.step)
+        chat_cpus, _ = split_cpus(sorted(os.sched_getaffinity(0)), 2)
+        names = ("chat-engine-a", "chat-engine-b")
+        return [
+            chat_group(
+                chat,
+                ports=[free_port(), free_port()],
+                logs=[self.data.fresh_log(name) for name in names],
+                cpus=chat_cpus,
+                max_model_len=CHAT_MAX_MODEL_LEN,
+            )
+        ]
+
     def _start_engines(self, api_key: str) -> list[str]:
         cache = self.options.model_cache
-        chat = prepare_chat_model(cache, on_progress=self.console.step)
         embedding = prepare_embedding_model(cache, on_progress=self.console.step)
         cpus = sorted(os.sched_getaffinity(0))
+        if self.options.chat_group:  # the gateway runs the chat engines
+            (spec,) = embedding_only(embedding, cpus, free_port(), api_key)
+            return self._run_engines([spec], ["embedding-engine"])
+        chat = prepare_chat_model(cache, on_progress=self.console.step)
         specs = engine_specs(chat, embedding, cpus, [free_port(), free_port()], api_key)
-        for spec, log in zip(specs, ("chat-engine", "embedding-engine"), strict=True):
+        return self._run_engines(specs, ["chat-engine", "embedding-engine"])
+
+    def _run_engines(self, specs: list[EngineSpec], logs: list[str]) -> list[str]:
+        for spec, log in zip(specs, logs, strict=True):
             engine = Engine(spec, self.data.fresh_log(log), base_env=self.base_env)
             with self.signals.deferred():
                 engine.start()

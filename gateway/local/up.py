@@ -65,6 +65,12 @@ def parse_upstreams(values: tuple[str, ...]) -> tuple[str, ...]:
     help="Use this running engine (repeat) instead of starting the local CPU engines.",
 )
 @click.option(
+    "--chat-group",
+    is_flag=True,
+    help="Two chat engines (the chat model under two names) in one engine group: the "
+    "gateway starts the one asked for and stops the other, one at a time.",
+)
+@click.option(
     "--startup-timeout",
     type=click.FloatRange(min=10),
     default=600,
@@ -78,6 +84,7 @@ def up(
     port: int,
     upstreams: tuple[str, ...],
     startup_timeout: float,
+    chat_group: bool,
 ) -> None:
     """Run the whole stack on this machine, no Docker, no GPU.
 
@@ -97,7 +104,10 @@ def up(
         port=port,
         upstreams=parse_upstreams(upstreams),
         startup_timeout_s=startup_timeout,
+        chat_group=chat_group,
     )
+    if chat_group and upstreams:
+        raise click.UsageError("--chat-group starts local engines: it cannot go with --upstream")
     context = click.get_current_context()
     signals = Signals()
     signals.install()

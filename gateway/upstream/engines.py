@@ -23,6 +23,7 @@ from gateway.metrics import Metrics
 from gateway.upstream.balancer import choose
 from gateway.upstream.client import upstream_headers
 from gateway.upstream.registry import Registry, Upstream
+from gateway.upstream.switching.controller import Switcher
 
 log = logging.getLogger("gateway.upstream")
 
@@ -40,6 +41,8 @@ class Dispatch(Protocol):
     """Told whether the request is on its way to an engine (from then on it may cost)."""
 
     dispatched: bool
+    # Set when the engine had to wake first: how long the request waited for it.
+    switch_wait_s: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ class Lease:
     async def __aexit__(self, *exc: object) -> None:
         if self._response is not None and self._upstream is not None:
             self._response.close()
-            self._upstream.in_flight -= 1
+            self._engines._done(self._upstream)
 
 
 class Engines:
@@ -103,7 +106,9 @@ class Engines:
         settings: Settings,
         metrics: Metrics,
         on_connect_failure: Callable[[Upstream, str], None],
+        switcher: Switcher | None = None,
     ) -> None:
+        self.switcher = switcher
         self.session = session
         self.registry = registry
         self.settings = settings
@@ -140,6 +145,11 @@ class Engines:
         dispatch = request.dispatch
         while (upstream := choose(request.candidates, tried)) is not None:
             tried.append(upstream)
+            if upstream.group is not None and self.switcher is not None:
+                # A grouped engine may be asleep: wait for it (or a 503 with retry-after).
+                waited = await self.switcher.acquire(upstream)
+                if dispatch is not None:
+                    dispatch.switch_wait_s = waited
             upstream.in_flight += 1  # from the moment it is sent: the engine thinks meanwhile
             if dispatch is not None:
                 dispatch.dispatched = True
@@ -152,17 +162,17 @@ class Engines:
                     timeout=request.client_timeout or self.session.timeout,
                 )
             except CONNECT_ERRORS as exc:
-                upstream.in_flight -= 1
+                self._done(upstream)
                 if dispatch is not None:
                     dispatch.dispatched = False
                 self._connect_failed(upstream, exc)
                 continue
             except _TIMEOUTS as exc:
-                upstream.in_flight -= 1
+                self._done(upstream)
                 self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
                 raise translate(exc, f"for model `{request.model}`") from exc
             except BaseException:
-                upstream.in_flight -= 1
+                self._done(upstream)
                 raise
             return response, upstream
         if not tried:
@@ -173,6 +183,11 @@ class Engines:
         raise UpstreamUnavailable(
             f"Could not reach any inference engine serving `{request.model}` ({len(tried)} tried)."
         )
+
+    def _done(self, upstream: Upstream) -> None:
+        upstream.in_flight -= 1
+        if upstream.group is not None and self.switcher is not None:
+            self.switcher.release(upstream)
 
     def _connect_failed(self, upstream: Upstream, exc: BaseException) -> None:
         reason = f"{type(exc).__name__}: {exc}"

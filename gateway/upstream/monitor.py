@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 import aiohttp
 import orjson
@@ -31,8 +32,11 @@ class Monitor:
         session: aiohttp.ClientSession,
         settings: Settings,
         metrics: Metrics,
+        asleep: Callable[[Upstream], bool] | None = None,
     ) -> None:
         self.registry = registry
+        # Engines asleep in their group are not probed: a stopped one is not a sick one.
+        self.asleep = asleep
         self.session = session
         self.settings = settings
         self.metrics = metrics
@@ -40,7 +44,10 @@ class Monitor:
         self._task: asyncio.Task[None] | None = None
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self.check(u) for u in self.registry.upstreams))
+        asleep = self.asleep
+        await asyncio.gather(
+            *(self.check(u) for u in self.registry.upstreams if asleep is None or not asleep(u))
+        )
 
     async def check(self, upstream: Upstream) -> None:
         try:

@@ -20,6 +20,10 @@ class Upstream:
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     discovered: bool = False
     last_error: str | None = None
+    # In an engine group (gateway.upstream.switching): the group and the one model the
+    # configuration says it serves (listed even while the engine sleeps).
+    group: str | None = None
+    group_model: str | None = None
 
 
 class Registry:
@@ -29,9 +33,23 @@ class Registry:
         self._by_model: dict[str, list[Upstream]] = {}
 
     def set_models(self, upstream: Upstream, cards: list[dict[str, Any]]) -> None:
-        upstream.models = {str(card["id"]): card for card in cards if "id" in card}
+        models = {str(card["id"]): card for card in cards if "id" in card}
+        grouped = upstream.group_model
+        if grouped is not None and grouped not in models:
+            # A grouped engine is asked only while awake; what it is configured to serve
+            # stays listed (and routed to it) whatever it reported.
+            models[grouped] = upstream.models.get(grouped) or _declared_card(grouped)
+        upstream.models = models
         upstream.discovered = True
         self._reindex()
+
+    def declare_grouped(self, url: str, group: str, model: str) -> Upstream:
+        """A grouped engine serves `model` before it ever answers: sleeping, it cannot."""
+        upstream = next(u for u in self.upstreams if u.url == url)
+        upstream.group, upstream.group_model = group, model
+        upstream.healthy = True  # until a health check of the awake engine says otherwise
+        self.set_models(upstream, [])
+        return upstream
 
     def _reindex(self) -> None:
         index: dict[str, list[Upstream]] = {}
@@ -85,3 +103,7 @@ class Registry:
 
     def any_healthy(self) -> bool:
         return any(u.healthy for u in self.upstreams)
+
+
+def _declared_card(model: str) -> dict[str, Any]:
+    return {"id": model, "object": "model", "created": 0, "owned_by": "vllm"}

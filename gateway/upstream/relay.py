@@ -74,6 +74,8 @@ class RelayResult:
     dispatched: bool = False
     # The client has the start of an event stream: a late failure goes in as an event.
     sse_open: bool = False
+    # How long the request waited for its engine to wake (grouped engines only).
+    switch_wait_s: float | None = None
 
 
 class Relay:
@@ -113,7 +115,7 @@ class Relay:
             result.upstream = upstream.url
             result.status = response.status
             if response.status != 200:
-                await self._relay_error(response, upstream, send, request)
+                await self._relay_error(response, upstream, send, request, result)
             elif response.content_type == "text/event-stream":
                 await self._relay_stream(response, upstream, send, request, result)
             else:
@@ -125,6 +127,7 @@ class Relay:
         upstream: Upstream,
         send: Send,
         request: RelayRequest,
+        result: RelayResult,
     ) -> None:
         self.metrics.upstream_errors.labels(upstream.url, "status").inc()
         raw = await response.read()
@@ -138,6 +141,8 @@ class Relay:
         if 400 <= response.status < 500 and response.status not in (408, 409, 429):
             headers.append((b"x-should-retry", b"false"))
         headers += request.extra_headers or ()
+        if result.switch_wait_s is not None:
+            headers.append(_switch_header(result.switch_wait_s))
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -160,6 +165,8 @@ class Relay:
             (b"content-length", str(len(body)).encode()),
             *(request.extra_headers or ()),
         ]
+        if result.switch_wait_s is not None:
+            headers.append(_switch_header(result.switch_wait_s))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -176,6 +183,8 @@ class Relay:
             *_SSE_HEADERS,
             *(request.extra_headers or ()),
         ]
+        if result.switch_wait_s is not None:
+            headers.append(_switch_header(result.switch_wait_s))
         result.sse_open = True
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         splitter = EventSplitter()
@@ -240,3 +249,7 @@ def _read_usage(body: bytes, result: RelayResult, responses_api: bool) -> None:
     else:
         result.prompt_tokens = usage.get("prompt_tokens")
         result.completion_tokens = usage.get("completion_tokens", 0)
+
+
+def _switch_header(waited_s: float) -> tuple[bytes, bytes]:
+    return (b"x-gateway-switch-wait-ms", str(round(waited_s * 1000)).encode())

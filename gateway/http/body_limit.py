@@ -66,12 +66,20 @@ class BodyClasses:
     console: BodyClass  # /ui/*: urlencoded forms
     console_upload: BodyClass  # the console's upload form, streamed on to /v1/files
     other: BodyClass  # /healthz, /readyz, /metrics, unknown paths
+    # /v1/messages*: the proxy's cap, refused in Anthropic's shape (None: as `proxy`)
+    anthropic: BodyClass | None = None
+    # vLLM's serving routes outside /v1 (/tokenize, /pooling, /rerank, ...): as `proxy`
+    serving_paths: frozenset[str] = frozenset()
 
     def classify(self, scope: Scope) -> BodyClass:
         path: str = scope["path"]
         if path.startswith("/v1/"):
             if path.rstrip("/") == "/v1/files" and _is_multipart(scope):
                 return self.upload
+            if path.startswith("/v1/messages") and self.anthropic is not None:
+                return self.anthropic
+            return self.proxy
+        if path.rstrip("/") in self.serving_paths:
             return self.proxy
         if path.startswith("/admin/") or path == "/admin":
             return self.admin

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.serving import ServingRoutes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -36,6 +38,8 @@ class Behaviour:
     die_after_chunks: int | None = None  # drop the connection mid-stream
     healthy: bool = True
     max_model_len: int = 2048
+    # Paths the engine has no route for (vLLM serves some only for some kinds of model).
+    unserved: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -47,7 +51,7 @@ class Seen:
     tokenized: list[dict[str, Any]] = field(default_factory=list)  # /tokenize bodies
 
 
-class FakeEngine:
+class FakeEngine(ServingRoutes):
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
         self.behaviour = Behaviour()
@@ -66,6 +70,7 @@ class FakeEngine:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/tokenize", self._tokenize)
+        self.add_serving_routes(app)
         return app
 
     async def start(self) -> FakeEngine:

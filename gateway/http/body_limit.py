@@ -70,6 +70,7 @@ class BodyClasses:
     anthropic: BodyClass | None = None
     # vLLM's serving routes outside /v1 (/tokenize, /pooling, /rerank, ...): as `proxy`
     serving_paths: frozenset[str] = frozenset()
+    audio: BodyClass | None = None  # /v1/audio/*: speech-to-text forms (None: as `proxy`)
 
     def classify(self, scope: Scope) -> BodyClass:
         path: str = scope["path"]
@@ -78,6 +79,8 @@ class BodyClasses:
                 return self.upload
             if path.startswith("/v1/messages") and self.anthropic is not None:
                 return self.anthropic
+            if path.startswith("/v1/audio/") and self.audio is not None:
+                return self.audio
             return self.proxy
         if path.rstrip("/") in self.serving_paths:
             return self.proxy

@@ -6,6 +6,7 @@ are the same for all of them.
     RESPONSES   the Responses API: usage in `response.completed`
     ANTHROPIC   Messages: usage in `message_start`/`message_delta`; errors in Anthropic's
                 shape and statuses
+    AUDIO       transcriptions and translations: vLLM says seconds, not tokens
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from gateway.admission.cost import prompt_estimate
 from gateway.errors import GatewayError
 from gateway.http import anthropic_errors
 from gateway.http.errors import sse_error_event
@@ -31,13 +33,47 @@ from gateway.upstream.sse import (
 Tokens = tuple[int | None, int | None]
 
 
-def _openai_body(usage: dict[str, Any]) -> Tokens:
+def _usage(body: bytes) -> dict[str, Any] | None:
+    if b'"usage"' not in body:  # most answers say it; the rest are not parsed
+        return None
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    return usage if isinstance(usage, dict) else None
+
+
+def _openai_body(body: bytes) -> Tokens | None:
+    usage = _usage(body)
+    if usage is None:
+        return None
     # Pooling, score and rerank report prompt tokens alone: nothing was generated.
     return usage.get("prompt_tokens"), usage.get("completion_tokens") or 0
 
 
-def _responses_body(usage: dict[str, Any]) -> Tokens:
-    return usage.get("input_tokens"), usage.get("output_tokens")
+def _responses_body(body: bytes) -> Tokens | None:
+    usage = _usage(body)
+    return None if usage is None else (usage.get("input_tokens"), usage.get("output_tokens"))
+
+
+def _anthropic_body(body: bytes) -> Tokens | None:
+    usage = _usage(body)
+    return None if usage is None else anthropic_sse.body_usage(usage)
+
+
+def _audio_body(body: bytes) -> Tokens | None:
+    """vLLM reports a transcription's audio in seconds, not tokens: the audio costs no
+    prompt tokens, and the transcript its size (as the gateway's prompt estimates)."""
+    text: Any = body
+    if body[:1] == b"{":
+        try:
+            text = orjson.loads(body).get("text", "")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+    if isinstance(text, str):
+        text = text.encode()
+    return 0, prompt_estimate(text) if isinstance(text, bytes) else 0
 
 
 def _responses_event(event: bytes, usage: StreamUsage) -> bool:
@@ -70,8 +106,8 @@ class Dialect:
     name: str
     # Records a stream event's usage; True for a usage-only chunk the client may not want.
     read_event: Callable[[bytes, StreamUsage], bool]
-    # (prompt, completion) tokens from a whole answer's `usage` object.
-    read_body: Callable[[dict[str, Any]], Tokens]
+    # (prompt, completion) tokens from a whole answer, None if it does not say.
+    read_body: Callable[[bytes], Tokens | None]
     # The gateway's own error: (status, body).
     error: Callable[[GatewayError], tuple[int, bytes]]
     # An engine's error body (parsed, or None), its status and raw text: the body to send.
@@ -102,8 +138,17 @@ RESPONSES = Dialect(
 ANTHROPIC = Dialect(
     "anthropic",
     anthropic_sse.event_usage,
-    anthropic_sse.body_usage,
+    _anthropic_body,
     anthropic_errors.render,
     anthropic_errors.from_upstream,
     _anthropic_stream_error,
+)
+AUDIO = Dialect(
+    "audio",
+    is_usage_chunk,
+    _audio_body,
+    _openai_error,
+    _openai_upstream,
+    _openai_stream_error,
+    normalise_error_event,
 )

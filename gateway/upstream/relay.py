@@ -231,13 +231,6 @@ class Relay:
 
 
 def _read_usage(body: bytes, result: RelayResult, dialect: Dialect) -> None:
-    if b'"usage"' not in body:
-        return
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
-    usage = payload.get("usage") if isinstance(payload, dict) else None
-    if not isinstance(usage, dict):
-        return
-    result.prompt_tokens, result.completion_tokens = dialect.read_body(usage)
+    tokens = dialect.read_body(body)
+    if tokens is not None:
+        result.prompt_tokens, result.completion_tokens = tokens

@@ -36,6 +36,8 @@ _TYPES = {
     529: "overloaded_error",
 }
 OVERLOADED = 529
+# The routes that answer in this shape.
+PATH_PREFIX = "/v1/messages"
 
 
 def error_type(status: int) -> str:
@@ -85,3 +87,13 @@ def _message(payload: Any) -> str | None:
         return inner
     found = payload.get("message") or payload.get("detail")
     return str(found) if found else None
+
+
+def reshape(openai_body: bytes, status: int) -> bytes:
+    """One of the gateway's OpenAI-shaped error bodies, in this shape (the error boundary
+    renders a bug's 500 before it knows the route's family)."""
+    try:
+        payload = orjson.loads(openai_body)
+    except orjson.JSONDecodeError:
+        payload = None
+    return from_upstream(payload, status, "")

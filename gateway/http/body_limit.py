@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from time import monotonic
 
 from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout
+from gateway.http.anthropic_errors import PATH_PREFIX as ANTHROPIC_PREFIX
 from gateway.http.asgi import JSON, ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
 from gateway.http.body_pace import Pace
 from gateway.http.errors import error_headers
@@ -77,7 +78,7 @@ class BodyClasses:
         if path.startswith("/v1/"):
             if path.rstrip("/") == "/v1/files" and _is_multipart(scope):
                 return self.upload
-            if path.startswith("/v1/messages") and self.anthropic is not None:
+            if path.startswith(ANTHROPIC_PREFIX) and self.anthropic is not None:
                 return self.anthropic
             if path.startswith("/v1/audio/") and self.audio is not None:
                 return self.audio

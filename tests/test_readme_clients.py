@@ -106,7 +106,7 @@ async def test_the_claude_code_recipe(gateway_factory: GatewayFactory, database_
     )
     try:
         async with client.beta.messages.stream(
-            model="claude-sonnet-4-5-20250929",
+            model="claude-haiku-4-5-20251001",
             max_tokens=8192,
             system=[{"type": "text", "text": "You are Claude Code."}],
             messages=[{"role": "user", "content": "hi"}],

@@ -40,18 +40,18 @@ async def test_anthropic_sdk_plain_stream_and_count_tokens_metered(
     key = (await create_key(gw, tpm=100_000))["key"]
     client = claude(gw, api_key=key)
     message = await client.messages.create(
-        model="claude-sonnet-4-5-20250929", max_tokens=12, messages=HELLO
+        model="claude-haiku-4-5-20251001", max_tokens=12, messages=HELLO
     )
     assert message.type == "message" and message.content[0].type == "text"
     assert message.content[0].text
     assert message.usage.input_tokens > 0 and 0 < message.usage.output_tokens <= 12
     async with client.messages.stream(
-        model="claude-sonnet-4-5", max_tokens=12, messages=HELLO
+        model="claude-sonnet-5", max_tokens=12, messages=HELLO
     ) as stream:
         text = "".join([t async for t in stream.text_stream])
         final = await stream.get_final_message()
     assert text and final.usage.output_tokens > 0
-    counted = await client.messages.count_tokens(model="claude-sonnet-4-5", messages=HELLO)
+    counted = await client.messages.count_tokens(model="claude-sonnet-5", messages=HELLO)
     # The same prompt, counted by the engine's chat template both times.
     assert counted.input_tokens == message.usage.input_tokens == final.usage.input_tokens
     rows = await wait_rows(gw, database_url, 3)
@@ -96,7 +96,7 @@ async def _engine_metric(engine_url: str, name: str) -> float:
 
 def body_of(max_tokens: int) -> dict[str, Any]:
     return {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-5",
         "max_tokens": max_tokens,
         "temperature": 0,
         "messages": [{"role": "user", "content": "Count from 1 to 1000, separated by commas."}],

@@ -13,6 +13,9 @@ only for some kinds of model, and its 404 for the others becomes a clear one
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import orjson
 from fastapi import FastAPI
 
@@ -24,7 +27,7 @@ from gateway.errors import InvalidRequest
 from gateway.http.asgi import Receive, Scope, Send, header, read_body
 from gateway.http.context import RequestContext
 from gateway.state import AppState
-from gateway.upstream.dialect import AUDIO, OPENAI
+from gateway.upstream.dialect import OPENAI, Tokens
 from gateway.upstream.relay import RelayResult
 
 UNMETERED_PATHS = ("/tokenize", "/detokenize")
@@ -40,6 +43,23 @@ POOLING_PATHS = (
 AUDIO_PATHS = ("/v1/audio/transcriptions", "/v1/audio/translations")
 # Routes outside /v1 whose bodies the body limit treats as the OpenAI routes'.
 JSON_PATHS = frozenset((*UNMETERED_PATHS, *POOLING_PATHS))
+
+
+def audio_usage(body: bytes) -> Tokens | None:
+    """vLLM reports a transcription's audio in seconds, not tokens: the audio costs no
+    prompt tokens, and the transcript its size (as the gateway's prompt estimates)."""
+    text: Any = body
+    if body[:1] == b"{":  # json and verbose_json; text, srt and vtt come as they are
+        try:
+            text = orjson.loads(body).get("text", "")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+    if isinstance(text, str):
+        text = text.encode()
+    return 0, prompt_estimate(text) if isinstance(text, bytes) else 0
+
+
+AUDIO = replace(OPENAI, name="audio", read_body=audio_usage)
 
 
 class ServingRoute(GuardedRoute):

@@ -6,7 +6,7 @@ are the same for all of them.
     RESPONSES   the Responses API: usage in `response.completed`
     ANTHROPIC   Messages: usage in `message_start`/`message_delta`; errors in Anthropic's
                 shape and statuses
-    AUDIO       transcriptions and translations: vLLM says seconds, not tokens
+    (an API family like OPENAI but for where its usage is: `dataclasses.replace` it)
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 
-from gateway.admission.cost import prompt_estimate
 from gateway.errors import GatewayError
 from gateway.http import anthropic_errors
 from gateway.http.errors import sse_error_event
@@ -60,20 +59,6 @@ def _responses_body(body: bytes) -> Tokens | None:
 def _anthropic_body(body: bytes) -> Tokens | None:
     usage = _usage(body)
     return None if usage is None else anthropic_sse.body_usage(usage)
-
-
-def _audio_body(body: bytes) -> Tokens | None:
-    """vLLM reports a transcription's audio in seconds, not tokens: the audio costs no
-    prompt tokens, and the transcript its size (as the gateway's prompt estimates)."""
-    text: Any = body
-    if body[:1] == b"{":
-        try:
-            text = orjson.loads(body).get("text", "")
-        except (orjson.JSONDecodeError, AttributeError):
-            return None
-    if isinstance(text, str):
-        text = text.encode()
-    return 0, prompt_estimate(text) if isinstance(text, bytes) else 0
 
 
 def _responses_event(event: bytes, usage: StreamUsage) -> bool:
@@ -142,13 +127,4 @@ ANTHROPIC = Dialect(
     anthropic_errors.render,
     anthropic_errors.from_upstream,
     _anthropic_stream_error,
-)
-AUDIO = Dialect(
-    "audio",
-    is_usage_chunk,
-    _audio_body,
-    _openai_error,
-    _openai_upstream,
-    _openai_stream_error,
-    normalise_error_event,
 )

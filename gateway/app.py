@@ -8,13 +8,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import __version__
+from gateway.api.anthropic_routes import COUNT_TOKENS, MESSAGES, MessagesRoute
 from gateway.api.models_routes import PREFIX as MODELS_PREFIX
 from gateway.api.models_routes import ModelsRoute
 from gateway.api.openai_proxy import ProxyRoute
 from gateway.api.request_checks import Endpoint
+from gateway.api.serving_routes import JSON_PATHS, serving_routes
 from gateway.config import Settings
 from gateway.eval.routes import router as evals_router
-from gateway.http import exception_handlers
+from gateway.http import anthropic_errors, exception_handlers
 from gateway.http.asgi import ASGIApp, Receive, Scope, Send
 from gateway.http.body_limit import BodyClass, BodyClasses, BodyLimit
 from gateway.http.body_pace import Pace
@@ -60,6 +62,13 @@ def body_classes(settings: Settings) -> BodyClasses:
     upload = settings.max_upload_bytes + _UPLOAD_FRAMING_BYTES
     return BodyClasses(
         proxy=BodyClass(settings.max_body_bytes, "GATEWAY_MAX_BODY_BYTES"),
+        anthropic=BodyClass(
+            settings.max_body_bytes,
+            "GATEWAY_MAX_BODY_BYTES",
+            anthropic_errors.render_for_body_limit,
+        ),
+        serving_paths=JSON_PATHS,
+        audio=BodyClass(settings.max_audio_bytes, "GATEWAY_MAX_AUDIO_BYTES"),
         upload=BodyClass(upload, "GATEWAY_MAX_UPLOAD_BYTES"),
         admin=BodyClass(settings.max_admin_body_bytes, "GATEWAY_MAX_ADMIN_BODY_BYTES"),
         console=BodyClass(MAX_FORM_BYTES, "the console's form limit", render_refusal),
@@ -98,6 +107,8 @@ def create_app(settings: Settings) -> ASGIApp:
     api.include_router(engines_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
+    routes.update({path: MessagesRoute(api, path) for path in (MESSAGES, COUNT_TOKENS)})
+    routes.update(serving_routes(api))
     models = ModelsRoute(api)
     routes[MODELS_PREFIX] = models
     app: ASGIApp = FastPathRouter(routes, api, prefixes={MODELS_PREFIX + "/": models})

@@ -123,6 +123,8 @@ class Settings(BaseSettings):
 
     # Bodies are capped per class of route before anything reads them (gateway.http.body_limit).
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
+    # Speech-to-text forms (/v1/audio/*): OpenAI's own limit for an audio file.
+    max_audio_bytes: int = Field(25 * 1024 * 1024, gt=0)
     max_admin_body_bytes: int = Field(1024 * 1024, gt=0)
     # A body that stalls this long, or that averages under body_min_bytes_per_s once
     # body_rate_grace_s of waiting have passed, is cut off with 408 (slowloris). An honest

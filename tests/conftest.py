@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+import anthropic
 import httpx
 import pytest
 import uvicorn
@@ -120,6 +121,24 @@ async def sdk() -> AsyncIterator[Callable[[RunningGateway], AsyncOpenAI]]:
 
     def make(gw: RunningGateway, api_key: str = "unused") -> AsyncOpenAI:
         client = AsyncOpenAI(base_url=gw.url + "/v1", api_key=api_key, max_retries=0)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+Client = Callable[..., anthropic.AsyncAnthropic]
+
+
+@pytest.fixture
+async def claude() -> AsyncIterator[Client]:
+    """anthropic SDK clients pointed at a gateway (the SDK adds /v1/messages itself)."""
+    clients: list[anthropic.AsyncAnthropic] = []
+
+    def make(gw: RunningGateway, api_key: str | None = "unused", **kwargs: Any) -> Any:
+        client = anthropic.AsyncAnthropic(base_url=gw.url, api_key=api_key, max_retries=0, **kwargs)
         clients.append(client)
         return client
 

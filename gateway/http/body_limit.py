@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from time import monotonic
 
 from gateway.errors import GatewayError, PayloadTooLarge, RequestTimeout
+from gateway.http.anthropic_errors import PATH_PREFIX as ANTHROPIC_PREFIX
 from gateway.http.asgi import JSON, ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
 from gateway.http.body_pace import Pace
 from gateway.http.errors import error_headers
@@ -66,12 +67,23 @@ class BodyClasses:
     console: BodyClass  # /ui/*: urlencoded forms
     console_upload: BodyClass  # the console's upload form, streamed on to /v1/files
     other: BodyClass  # /healthz, /readyz, /metrics, unknown paths
+    # /v1/messages*: the proxy's cap, refused in Anthropic's shape (None: as `proxy`)
+    anthropic: BodyClass | None = None
+    # vLLM's serving routes outside /v1 (/tokenize, /pooling, /rerank, ...): as `proxy`
+    serving_paths: frozenset[str] = frozenset()
+    audio: BodyClass | None = None  # /v1/audio/*: speech-to-text forms (None: as `proxy`)
 
     def classify(self, scope: Scope) -> BodyClass:
         path: str = scope["path"]
         if path.startswith("/v1/"):
             if path.rstrip("/") == "/v1/files" and _is_multipart(scope):
                 return self.upload
+            if path.startswith(ANTHROPIC_PREFIX) and self.anthropic is not None:
+                return self.anthropic
+            if path.startswith("/v1/audio/") and self.audio is not None:
+                return self.audio
+            return self.proxy
+        if path.rstrip("/") in self.serving_paths:
             return self.proxy
         if path.startswith("/admin/") or path == "/admin":
             return self.admin

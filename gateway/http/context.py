@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from gateway.db.outage import outage
+from gateway.http import anthropic_errors
 from gateway.http.asgi import JSON, ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
 from gateway.http.errors import error_headers, internal_error
 from gateway.logs import AccessLog, printable
@@ -98,6 +99,8 @@ class RequestContextMiddleware:
                 if unavailable is not None:
                     body, ctx.status = unavailable.to_bytes(), unavailable.status
                     extra_headers = error_headers(unavailable)
+                if scope["path"].startswith(anthropic_errors.PATH_PREFIX):
+                    body = anthropic_errors.reshape(body, ctx.status)
                 headers: RawHeaders = [
                     (b"content-type", JSON),
                     (b"content-length", str(len(body)).encode()),

@@ -17,7 +17,12 @@ from gateway.local.models import CHAT_MODEL, EMBEDDING_MODEL, LocalModel
 # 135M model nothing and costs KV cache.
 CHAT_MAX_MODEL_LEN = 2048
 # OpenAI names that clients and tutorials use out of the box.
-ALIASES = {"gpt-4o-mini": CHAT_MODEL, "text-embedding-3-small": EMBEDDING_MODEL}
+# `claude-*`: Claude Code and the anthropic SDK name Anthropic's models.
+ALIASES = {
+    "gpt-4o-mini": CHAT_MODEL,
+    "claude-*": CHAT_MODEL,
+    "text-embedding-3-small": EMBEDDING_MODEL,
+}
 # Set in every child's environment (Postgres included, through pg_ctl): whatever carries it
 # belongs to this stack, which is how the tests prove nothing was left behind.
 STACK_ENV = "GATEWAY_UP_DATA_DIR"

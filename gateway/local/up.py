@@ -89,7 +89,7 @@ def up(
     """Run the whole stack on this machine, no Docker, no GPU.
 
     Embedded Postgres with pgvector, two vLLM CPU engines (SmolLM2-135M-Instruct for chat,
-    all-MiniLM-L6-v2 for embeddings; aliases gpt-4o-mini and text-embedding-3-small), then
+    all-MiniLM-L6-v2 for embeddings; aliases gpt-4o-mini, claude-* and text-embedding-3-small), then
     the gateway. Prints the base URL and an API key; state persists in --data-dir, so the
     next run has the same key and data. Ctrl-C stops everything (exit code 130; SIGTERM: 0).
     """

@@ -30,6 +30,12 @@ class Registry:
     def __init__(self, urls: list[str], aliases: dict[str, str] | None = None) -> None:
         self.upstreams = [Upstream(url) for url in dict.fromkeys(urls)]
         self.aliases = dict(aliases or {})
+        # `claude-*`: every name with that prefix (Claude Code sends dated model names);
+        # the longest prefix wins, an exact alias before any.
+        self._prefixes = sorted(
+            ((name[:-1], target) for name, target in self.aliases.items() if name.endswith("*")),
+            key=lambda pair: -len(pair[0]),
+        )
         self._by_model: dict[str, list[Upstream]] = {}
 
     def set_models(self, upstream: Upstream, cards: list[dict[str, Any]]) -> None:
@@ -59,7 +65,13 @@ class Registry:
         self._by_model = index
 
     def served_id(self, requested: str) -> str:
-        return self.aliases.get(requested, requested)
+        found = self.aliases.get(requested)
+        if found is not None:
+            return found
+        for prefix, target in self._prefixes:
+            if requested.startswith(prefix):
+                return target
+        return requested
 
     def candidates(self, requested: str) -> tuple[str, list[Upstream]]:
         """The served model id and the upstreams that serve it.
@@ -89,7 +101,7 @@ class Registry:
             for model_id, card in upstream.models.items():
                 cards.setdefault(model_id, card)
         for alias, target in self.aliases.items():
-            if target in cards and alias not in cards:
+            if target in cards and alias not in cards and not alias.endswith("*"):
                 cards[alias] = {**cards[target], "id": alias, "root": target}
         return cards
 

@@ -18,17 +18,13 @@ import orjson
 
 from gateway.http.asgi import RawHeaders, Receive, Send
 from gateway.http.disconnect import until_disconnect
-from gateway.http.errors import sse_error_event
+from gateway.upstream.dialect import OPENAI, Dialect
 from gateway.upstream.engines import Engines, translate
 from gateway.upstream.registry import Upstream
-from gateway.upstream.sse import (
-    EventSplitter,
-    StreamUsage,
-    is_usage_chunk,
-    normalise_error_body,
-    normalise_error_event,
-    responses_usage,
-)
+from gateway.upstream.sse import EventSplitter, StreamUsage
+
+# FastAPI's answer for a path it has no route for.
+_NO_SUCH_ROUTE = {"detail": "Not Found"}
 
 _SSE_HEADERS: RawHeaders = [
     (b"cache-control", b"no-cache"),
@@ -52,7 +48,7 @@ class RelayRequest:
     model: str
     stream: bool
     strip_usage: bool
-    responses_api: bool = False
+    dialect: Dialect = OPENAI
     started: float = 0.0
     extra_headers: RawHeaders | None = None
     # None for plain requests: they pay one `is None` test per response or network chunk.
@@ -136,7 +132,17 @@ class Relay:
         except orjson.JSONDecodeError:
             payload = None
         fallback = raw[:500].decode("utf-8", "replace").strip()
-        body = orjson.dumps(normalise_error_body(payload, response.status, fallback))
+        if response.status == 404 and payload == _NO_SUCH_ROUTE:
+            # The engine has no such route (vLLM serves each only for some kinds of model).
+            payload = {
+                "error": {
+                    "message": f"The engine serving `{request.model}` does not serve "
+                    f"{request.path}: it is not a route for this kind of model.",
+                    "type": "invalid_request_error",
+                    "code": "route_not_served",
+                }
+            }
+        body = request.dialect.upstream_error(payload, response.status, fallback)
         headers: RawHeaders = [(b"content-type", b"application/json")]
         if 400 <= response.status < 500 and response.status not in (408, 409, 429):
             headers.append((b"x-should-retry", b"false"))
@@ -159,7 +165,7 @@ class Relay:
             raise translate(exc, "mid-response") from exc
         if request.rewrite is not None:
             body = request.rewrite.body(body)
-        _read_usage(body, result, request.responses_api)  # as the client gets it
+        _read_usage(body, result, request.dialect)  # as the client gets it
         headers: RawHeaders = [
             (b"content-type", response.headers.get("content-type", "application/json").encode()),
             (b"content-length", str(len(body)).encode()),
@@ -203,14 +209,15 @@ class Relay:
             tail = splitter.flush()
         except (aiohttp.SocketTimeoutError, TimeoutError):
             self.metrics.upstream_errors.labels(upstream.url, "timeout").inc()
-            tail = sse_error_event(
+            tail = request.dialect.stream_error(
                 "The inference engine went silent mid-stream (GATEWAY_READ_TIMEOUT_S).",
-                code="upstream_timeout",
+                "upstream_timeout",
+                504,
             )
         except aiohttp.ClientError:
             self.metrics.upstream_errors.labels(upstream.url, "stream").inc()
-            tail = sse_error_event(
-                "The inference engine closed the stream early.", code="upstream_disconnected"
+            tail = request.dialect.stream_error(
+                "The inference engine closed the stream early.", "upstream_disconnected", 502
             )
         finally:
             # Also when the client left (cancellation): what was relayed is still metered.
@@ -224,31 +231,18 @@ class Relay:
         if not events:
             return b""
         out: list[bytes] = []
+        dialect = request.dialect
         for event in events:
-            if request.responses_api:
-                responses_usage(event, usage)
-            elif is_usage_chunk(event, usage) and request.strip_usage:
+            if dialect.read_event(event, usage) and request.strip_usage:
                 continue
-            out.append(normalise_error_event(event))
+            out.append(dialect.normalise_event(event))
         return b"".join(out)
 
 
-def _read_usage(body: bytes, result: RelayResult, responses_api: bool) -> None:
-    if b'"usage"' not in body:
-        return
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return
-    usage = payload.get("usage") if isinstance(payload, dict) else None
-    if not isinstance(usage, dict):
-        return
-    if responses_api:
-        result.prompt_tokens = usage.get("input_tokens")
-        result.completion_tokens = usage.get("output_tokens")
-    else:
-        result.prompt_tokens = usage.get("prompt_tokens")
-        result.completion_tokens = usage.get("completion_tokens", 0)
+def _read_usage(body: bytes, result: RelayResult, dialect: Dialect) -> None:
+    tokens = dialect.read_body(body)
+    if tokens is not None:
+        result.prompt_tokens, result.completion_tokens = tokens
 
 
 def _switch_header(waited_s: float) -> tuple[bytes, bytes]:

@@ -52,7 +52,8 @@ class StreamUsage:
     chunks: int = 0  # content chunks seen: an estimate of tokens when the stream is cut short
 
 
-def _payload(event: bytes) -> Any:
+def event_payload(event: bytes) -> Any:
+    """An event's data as JSON, None if it is not JSON."""
     try:
         return orjson.loads(event_data(event))
     except orjson.JSONDecodeError:
@@ -64,7 +65,7 @@ def is_usage_chunk(event: bytes, usage: StreamUsage) -> bool:
     if b'"usage"' not in event:
         usage.chunks += 1
         return False
-    payload = _payload(event)
+    payload = event_payload(event)
     if not isinstance(payload, dict):
         return False
     found = payload.get("usage")
@@ -89,7 +90,7 @@ def responses_usage(event: bytes, usage: StreamUsage) -> None:
         b"response.completed" not in event and b"response.incomplete" not in event
     ):
         return
-    payload = _payload(event)
+    payload = event_payload(event)
     if isinstance(payload, dict):
         found = (payload.get("response") or {}).get("usage")
         if isinstance(found, dict):
@@ -102,7 +103,7 @@ def normalise_error_event(event: bytes) -> bytes:
     `{"error": {...}}`. Anything else passes unchanged."""
     if b'"error"' not in event:
         return event
-    payload = _payload(event)
+    payload = event_payload(event)
     if isinstance(payload, dict) and payload.get("object") == "error":
         return b"data: " + orjson.dumps(normalise_error_body(payload)) + b"\n\n"
     return event

@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.serving import ServingRoutes
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -40,6 +42,8 @@ class Behaviour:
     # A scripted chat answer: the request body -> the assistant message (content and/or
     # tool_calls). Streams send its content word by word.
     reply: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # Paths the engine has no route for (vLLM serves some only for some kinds of model).
+    unserved: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -51,7 +55,7 @@ class Seen:
     tokenized: list[dict[str, Any]] = field(default_factory=list)  # /tokenize bodies
 
 
-class FakeEngine:
+class FakeEngine(ServingRoutes):
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
         self.behaviour = Behaviour()
@@ -70,6 +74,7 @@ class FakeEngine:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/tokenize", self._tokenize)
+        self.add_serving_routes(app)
         return app
 
     async def start(self) -> FakeEngine:

@@ -173,3 +173,16 @@ def test_download_names_are_clean_and_rfc_5987(name: str, expected: str) -> None
 
 def test_a_right_to_left_override_cannot_disguise_an_extension() -> None:
     assert clean_filename("invoice\u202egpj.exe") == "invoicegpj.exe"
+
+
+async def test_a_bug_on_the_anthropic_routes_is_an_anthropic_500() -> None:
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError(SECRET_DETAIL)
+
+    async with client_for(route) as client:
+        response = await client.post("/v1/messages", headers={"x-request-id": "req-boom-2"})
+    assert response.status_code == 500
+    body = response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "api_error"
+    assert "req-boom-2" in body["error"]["message"]
+    assert SECRET_DETAIL not in response.text

@@ -45,6 +45,7 @@ def test_one_cpu_is_shared_rather_than_leaving_an_engine_none():
 def test_aliases_only_for_models_that_are_served():
     assert aliases_for([CHAT_MODEL, EMBEDDING_MODEL]) == {
         "gpt-4o-mini": CHAT_MODEL,
+        "claude-*": CHAT_MODEL,
         "text-embedding-3-small": EMBEDDING_MODEL,
     }
     assert aliases_for(["llama"]) == {}

@@ -27,7 +27,7 @@ test: .make/dev
 
 lint: .make/dev
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy gateway
+	$(PYTHON) -m mypy gateway tests
 
 .make/local: pyproject.toml
 	$(PIP) install $(PIP_ARGS) -e ".[local]"

@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from openai import AsyncOpenAI
 
-from gateway.app import create_app
+from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from gateway.rag.resources import Retrieval
 from gateway.state import AppState, Storage
@@ -58,14 +58,14 @@ class QuietServer(uvicorn.Server):
 @dataclass
 class RunningGateway:
     url: str
-    app: Any
+    app: GatewayApp
     server: uvicorn.Server
     task: asyncio.Task[None]
 
     @property
     def state(self) -> AppState:
         """What the gateway's lifespan built (settings, engines, storage, retrieval)."""
-        return self.app.state  # type: ignore[no-any-return]
+        return self.app.state
 
     @property
     def storage(self) -> Storage:
@@ -89,6 +89,7 @@ async def start_gateway(**overrides: Any) -> RunningGateway:
         **{"port": port, "health_interval_s": 0.2, "log_format": "console", **overrides}
     )
     app = create_app(settings)
+    assert isinstance(app, GatewayApp)  # its state is what the tests look into
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
     )

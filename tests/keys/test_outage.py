@@ -37,6 +37,24 @@ def own_pg() -> Iterator[PostgresServer]:
     server.cleanup()
 
 
+async def listening(auth: Authenticator) -> int:
+    """Once the key listener is connected: the cache's generation (one more per NOTIFY)."""
+    assert auth.listener is not None
+    for _ in range(200):
+        if auth.listener.connected:
+            return auth.cache.generation
+        await asyncio.sleep(0.05)
+    raise AssertionError("the key listener did not connect")
+
+
+async def notified(auth: Authenticator, generation: int) -> None:
+    for _ in range(200):
+        if auth.cache.generation >= generation:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the creations' NOTIFYs did not arrive")
+
+
 async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(
     own_pg: PostgresServer,
 ) -> None:
@@ -49,12 +67,15 @@ async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(
     app = make_app(settings, db, auth)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     try:
+        seen = await listening(auth)
         known_row, known = await auth.store.create(
             KeyCreate.model_validate({"name": "known"}), lambda m: m
         )
         _, uncached = await auth.store.create(
             KeyCreate.model_validate({"name": "uncached"}), lambda m: m
         )
+        # A lookup racing a creation's NOTIFY is rightly not cached: let both arrive first.
+        await notified(auth, seen + 2)
         assert (await auth.check(known)).id == known_row.id
 
         await asyncio.to_thread(stop_server, own_pg)

@@ -27,7 +27,7 @@ CHAT = "/v1/chat/completions"
 def events(database_url: str) -> list[dict[str, Any]]:
     with psycopg.connect(libpq_url(database_url)) as conn:
         cursor = conn.execute(
-            "SELECT request_id, key.id, model, route, status, prompt_tokens, completion_tokens "
+            "SELECT request_id, key_id, model, route, status, prompt_tokens, completion_tokens "
             "FROM usage_events ORDER BY id"
         )
         names = [c.name for c in cursor.description or []]

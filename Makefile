@@ -40,7 +40,7 @@ test: .make/dev
 
 lint: .make/dev
 	$(PYTHON) -m ruff check .
-	$(PYTHON) -m mypy gateway
+	$(PYTHON) -m mypy gateway tests
 
 .make/local: pyproject.toml third_party/pgvector/Makefile
 	$(PIP) install $(PIP_ARGS) -e ".[local]"

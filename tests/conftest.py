@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anthropic
 import httpx
@@ -16,12 +16,17 @@ import pytest
 import uvicorn
 from openai import AsyncOpenAI
 
-from gateway.app import create_app
+from gateway.app import GatewayApp, create_app
 from gateway.config import Settings
 from gateway.rag.resources import Retrieval
-from gateway.state import AppState
+from gateway.state import AppState, Storage
+from tests.admin import ADMIN_KEY
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
+from tests.postgres import new_server
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 pytest_plugins = ["tests.gateway_process", "tests.deploy.harness"]
 
@@ -42,16 +47,32 @@ def missing_prerequisite(why: str) -> NoReturn:
     pytest.skip(why)
 
 
+class QuietServer(uvicorn.Server):
+    """uvicorn in the test's own event loop, leaving the process's signals (Ctrl-C) to
+    pytest."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
 @dataclass
 class RunningGateway:
     url: str
-    app: Any
+    app: GatewayApp
     server: uvicorn.Server
+    task: asyncio.Task[None]
 
     @property
     def state(self) -> AppState:
         """What the gateway's lifespan built (settings, engines, storage, retrieval)."""
-        return self.app.state  # type: ignore[no-any-return]
+        return self.app.state
+
+    @property
+    def storage(self) -> Storage:
+        found = self.state.storage
+        assert found is not None, "this gateway runs without a database"
+        return found
 
     @property
     def retrieval(self) -> Retrieval:
@@ -69,11 +90,11 @@ async def start_gateway(**overrides: Any) -> RunningGateway:
         **{"port": port, "health_interval_s": 0.2, "log_format": "console", **overrides}
     )
     app = create_app(settings)
+    assert isinstance(app, GatewayApp)  # its state is what the tests look into
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
         if server.started:
@@ -81,13 +102,12 @@ async def start_gateway(**overrides: Any) -> RunningGateway:
         if task.done():
             task.result()
         await asyncio.sleep(0.01)
-    server._task = task  # type: ignore[attr-defined]
-    return RunningGateway(f"http://127.0.0.1:{port}", app, server)
+    return RunningGateway(f"http://127.0.0.1:{port}", app, server, task)
 
 
 async def stop_gateway(gateway: RunningGateway) -> None:
     gateway.server.should_exit = True
-    await gateway.server._task  # type: ignore[attr-defined]
+    await gateway.task
 
 
 @pytest.fixture
@@ -114,8 +134,14 @@ async def gateway_factory() -> AsyncIterator[GatewayFactory]:
         await stop_gateway(gw)
 
 
+class SdkFactory(Protocol):
+    """The `sdk` fixture: `sdk(gateway, api_key=...)`."""
+
+    def __call__(self, gw: RunningGateway, api_key: str = "unused") -> AsyncOpenAI: ...
+
+
 @pytest.fixture
-async def sdk() -> AsyncIterator[Callable[[RunningGateway], AsyncOpenAI]]:
+async def sdk() -> AsyncIterator[SdkFactory]:
     """openai SDK clients pointed at a gateway, closed at teardown."""
     clients: list[AsyncOpenAI] = []
 
@@ -152,18 +178,34 @@ async def gateway(engine: FakeEngine, gateway_factory: GatewayFactory) -> Runnin
     return await gateway_factory(upstreams=[engine.url])
 
 
+@pytest.fixture
+def keyed_factory(
+    engine: FakeEngine, database_url: str, gateway_factory: GatewayFactory
+) -> GatewayFactory:
+    """Gateways with keys in front of the fake engine: this test's database and the admin
+    secret `tests.admin.ADMIN_KEY` (make keys with `tests.admin.create_key`); keyword
+    arguments override settings."""
+
+    async def make(**overrides: Any) -> RunningGateway:
+        settings = {
+            "upstreams": [engine.url],
+            "database_url": database_url,
+            "admin_key": ADMIN_KEY,
+            **overrides,
+        }
+        return await gateway_factory(**settings)
+
+    return make
+
+
 # -- Postgres: one embedded server per session, a fresh migrated database per test --------
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[Any]:
-    import pgserver
-
+def pg_server() -> Iterator[PostgresServer]:
     from gateway.db.migrate import upgrade
 
-    # Not under pytest's 0700 temp folder: run as root, pgserver drops to its own user,
-    # which must be able to reach the data directory to stop the server.
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="gateway-pg-"), cleanup_mode="delete")
+    server = new_server()
     # Migrate once into a template; each test's database is a cheap copy of it.
     server.psql("CREATE DATABASE gw_template;")
     upgrade(_with_db(server.get_uri(), "gw_template"))
@@ -178,7 +220,7 @@ def _with_db(uri: str, name: str) -> str:
 
 
 @pytest.fixture
-def database_url(pg_server: Any) -> str:
+def database_url(pg_server: PostgresServer) -> str:
     name = f"gw_{uuid.uuid4().hex[:12]}"
     pg_server.psql(f"CREATE DATABASE {name} TEMPLATE gw_template;")
     return _with_db(pg_server.get_uri(), name)

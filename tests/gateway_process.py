@@ -18,8 +18,6 @@ import pytest
 
 from tests.fakes.engine import free_port
 
-ADMIN_KEY = "admin-test-key"
-
 
 @dataclass
 class GatewayProcess:

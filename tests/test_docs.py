@@ -10,7 +10,7 @@ from gateway.config import Settings
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def test_every_setting_is_in_the_readme():
+def test_every_setting_is_in_the_readme() -> None:
     missing = [
         f"GATEWAY_{name.upper()}"
         for name in Settings.model_fields
@@ -19,7 +19,7 @@ def test_every_setting_is_in_the_readme():
     assert missing == []
 
 
-def test_every_cli_command_is_in_the_readme():
+def test_every_cli_command_is_in_the_readme() -> None:
     _register()
     missing = [f"gateway {name}" for name in cli.commands if f"gateway {name}" not in README]
     assert missing == []

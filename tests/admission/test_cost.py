@@ -7,7 +7,7 @@ import pytest
 from gateway.admission.cost import Cost, completion_reservation, prompt_estimate, request_cost
 
 
-def test_prompt_estimate_counts_bytes_outside_ascii_more():
+def test_prompt_estimate_counts_bytes_outside_ascii_more() -> None:
     assert prompt_estimate(b"x" * 400) == 100
     cjk = "\u4f60\u597d" * 100  # 200 characters, 600 UTF-8 bytes
     assert prompt_estimate(cjk.encode()) == 300  # not 150: 1.5 tokens per character
@@ -15,7 +15,7 @@ def test_prompt_estimate_counts_bytes_outside_ascii_more():
     assert prompt_estimate(mixed) == 10 + 10
 
 
-def test_completion_reservation_multiplies_the_answer_by_the_answers():
+def test_completion_reservation_multiplies_the_answer_by_the_answers() -> None:
     assert completion_reservation(100, 6, default_max_tokens=1024, tpm=None) == 600
     assert completion_reservation(100, 0, default_max_tokens=1024, tpm=None) == 0  # embeddings
     # No max_tokens: the default, at most a tenth of the tpm, for each answer.
@@ -39,18 +39,18 @@ def cost(**outcome: object) -> Cost:
     return request_cost(**seen)  # type: ignore[arg-type]
 
 
-def test_the_engines_usage_is_the_truth():
+def test_the_engines_usage_is_the_truth() -> None:
     assert cost(prompt_tokens=7, completion_tokens=3, relayed_chunks=9) == Cost(7, 3)
 
 
-def test_a_stream_cut_before_its_usage_pays_the_prompt_estimate_and_what_was_relayed():
+def test_a_stream_cut_before_its_usage_pays_the_prompt_estimate_and_what_was_relayed() -> None:
     assert cost(relayed_chunks=12) == Cost(50, 12)
     # Cut before the first token: the engine read the prompt all the same.
     assert cost(relayed_chunks=0) == Cost(50, 0)
     assert cost(status=0) == Cost(50, 0)
 
 
-def test_a_non_streamed_answer_that_never_came_pays_its_reservation():
+def test_a_non_streamed_answer_that_never_came_pays_its_reservation() -> None:
     # The engine may have written all of it; leaving early must not make it free.
     assert cost(streamed=False, status=0) == Cost(50, 400)
 
@@ -59,10 +59,10 @@ def test_a_non_streamed_answer_that_never_came_pays_its_reservation():
     "outcome",
     [{"dispatched": False}, {"status": 400}, {"status": 503}, {"status": 429}],
 )
-def test_nothing_is_charged_when_no_engine_ran_it(outcome):
+def test_nothing_is_charged_when_no_engine_ran_it(outcome: dict[str, object]) -> None:
     assert cost(**outcome) == Cost(0, 0)
 
 
-def test_half_a_usage_is_completed_from_what_is_known():
+def test_half_a_usage_is_completed_from_what_is_known() -> None:
     assert cost(prompt_tokens=30, relayed_chunks=4) == Cost(30, 4)
     assert cost(completion_tokens=5) == Cost(50, 5)

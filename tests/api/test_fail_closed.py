@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from gateway.cli import cli
 from gateway.cli_settings import is_loopback, open_exposure
 from gateway.config import Settings
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import GatewayFactory
 from tests.fakes.engine import FakeEngine
 
@@ -58,17 +59,16 @@ def test_gateway_serve_refuses_to_start_open_on_the_network(
 async def test_an_admin_key_without_a_database_guards_v1(
     engine: FakeEngine, gateway_factory: GatewayFactory
 ) -> None:
-    gw = await gateway_factory(upstreams=[engine.url], admin_key="adm-only")
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN_KEY)
     async with gw.client() as client:
         missing = await client.post(CHAT, json=BODY)
         wrong = await client.post(CHAT, json=BODY, headers={"authorization": "Bearer sk-gw-x"})
         models = await client.get("/v1/models")
-        admin = {"authorization": "Bearer adm-only"}
-        ok = await client.post(CHAT, json=BODY, headers=admin)
-        listed = await client.get("/v1/models", headers={"x-api-key": "adm-only"})
+        ok = await client.post(CHAT, json=BODY, headers=admin_headers())
+        listed = await client.get("/v1/models", headers={"x-api-key": ADMIN_KEY})
     assert [r.status_code for r in (missing, wrong, models)] == [401, 401, 401]
     assert missing.json()["error"]["code"] == "invalid_api_key"
-    assert "sk-gw-x" not in wrong.text and "adm-only" not in wrong.text
+    assert "sk-gw-x" not in wrong.text and ADMIN_KEY not in wrong.text
     assert ok.status_code == 200 and listed.json()["data"][0]["id"] == "fake-model"
 
 

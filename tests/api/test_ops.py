@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 
-ADMIN = "admin-key-for-ops-tests"
 
-
-async def test_healthz_and_readyz(engine: FakeEngine, gateway_factory: GatewayFactory):
-    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN)
-    admin = {"authorization": f"Bearer {ADMIN}"}
+async def test_healthz_and_readyz(engine: FakeEngine, gateway_factory: GatewayFactory) -> None:
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN_KEY)
+    admin = admin_headers()
     async with gw.client() as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz", headers=admin)
@@ -30,8 +29,8 @@ async def test_healthz_and_readyz(engine: FakeEngine, gateway_factory: GatewayFa
 
 async def test_readyz_shows_strangers_only_whether_it_is_ready(
     engine: FakeEngine, gateway_factory: GatewayFactory
-):
-    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN)
+) -> None:
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN_KEY)
     async with gw.client() as client:
         for headers in ({}, {"authorization": "Bearer not-the-admin-key"}, {"x-api-key": "x"}):
             public = await client.get("/readyz", headers=headers)
@@ -43,7 +42,7 @@ async def test_readyz_shows_strangers_only_whether_it_is_ready(
         assert engine.url not in public.text and "fake-model" not in public.text
 
 
-async def test_metrics_expose_the_documented_series(gateway: RunningGateway):
+async def test_metrics_expose_the_documented_series(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         await client.post(
             "/v1/chat/completions",
@@ -66,7 +65,9 @@ async def test_metrics_expose_the_documented_series(gateway: RunningGateway):
     assert 'gateway_requests_in_flight{route="/v1/chat/completions"} 0.0' in text
 
 
-async def test_in_flight_gauge_counts_open_streams(gateway: RunningGateway, engine: FakeEngine):
+async def test_in_flight_gauge_counts_open_streams(
+    gateway: RunningGateway, engine: FakeEngine
+) -> None:
     engine.behaviour.chunks = 20
     engine.behaviour.chunk_delay = 0.05
     body = {"model": "fake-model", "messages": [{"role": "user", "content": "x"}], "stream": True}
@@ -80,7 +81,7 @@ async def test_in_flight_gauge_counts_open_streams(gateway: RunningGateway, engi
     assert 'gateway_requests_in_flight{route="/v1/chat/completions"} 0.0' in after
 
 
-async def test_cors_preflight_allows_sdk_headers(gateway: RunningGateway):
+async def test_cors_preflight_allows_sdk_headers(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.options(
             "/v1/chat/completions",

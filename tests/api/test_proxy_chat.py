@@ -6,14 +6,17 @@ import asyncio
 
 import orjson
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
 from tests.fakes.engine import FakeEngine
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
-async def test_non_streamed_chat_is_relayed_as_is(sdk, gateway: RunningGateway, engine: FakeEngine):
+async def test_non_streamed_chat_is_relayed_as_is(
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     reply = await sdk(gateway).chat.completions.create(model="fake-model", messages=MESSAGES)
     assert reply.choices[0].message.content == "tok0 tok1 tok2 "
     assert reply.usage is not None and reply.usage.prompt_tokens == 7
@@ -21,8 +24,8 @@ async def test_non_streamed_chat_is_relayed_as_is(sdk, gateway: RunningGateway, 
 
 
 async def test_stream_without_usage_strips_the_usage_chunk(
-    sdk, gateway: RunningGateway, engine: FakeEngine
-):
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     stream = await sdk(gateway).chat.completions.create(
         model="fake-model", messages=MESSAGES, stream=True
     )
@@ -36,7 +39,9 @@ async def test_stream_without_usage_strips_the_usage_chunk(
     assert 'gateway_tokens_total{kind="prompt",model="fake-model"} 7.0' in metrics
 
 
-async def test_stream_with_usage_keeps_the_usage_chunk(sdk, gateway: RunningGateway):
+async def test_stream_with_usage_keeps_the_usage_chunk(
+    sdk: SdkFactory, gateway: RunningGateway
+) -> None:
     stream = await sdk(gateway).chat.completions.create(
         model="fake-model", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
     )
@@ -45,7 +50,7 @@ async def test_stream_with_usage_keeps_the_usage_chunk(sdk, gateway: RunningGate
     assert chunks[-1].usage.completion_tokens == 3
 
 
-async def test_raw_sse_bytes_end_with_done(gateway: RunningGateway):
+async def test_raw_sse_bytes_end_with_done(gateway: RunningGateway) -> None:
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
     async with gateway.client() as client:
         response = await client.post("/v1/chat/completions", json=body)
@@ -57,7 +62,7 @@ async def test_raw_sse_bytes_end_with_done(gateway: RunningGateway):
 
 async def test_stream_options_without_stream_is_dropped(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     body = {"model": "fake-model", "messages": MESSAGES, "stream_options": {"include_usage": True}}
     async with gateway.client() as client:
         response = await client.post("/v1/chat/completions", json=body)
@@ -66,8 +71,8 @@ async def test_stream_options_without_stream_is_dropped(
 
 
 async def test_legacy_guided_fields_become_structured_outputs(
-    sdk, gateway: RunningGateway, engine: FakeEngine
-):
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     await sdk(gateway).chat.completions.create(
         model="fake-model",
@@ -79,7 +84,9 @@ async def test_legacy_guided_fields_become_structured_outputs(
     assert "guided_json" not in sent and "guided_decoding_backend" not in sent
 
 
-async def test_legacy_completions_stream(sdk, gateway: RunningGateway, engine: FakeEngine):
+async def test_legacy_completions_stream(
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     stream = await sdk(gateway).completions.create(model="fake-model", prompt="x", stream=True)
     text = "".join([c.choices[0].text async for c in stream if c.choices])
     assert text == "tok0 tok1 tok2 "
@@ -87,8 +94,8 @@ async def test_legacy_completions_stream(sdk, gateway: RunningGateway, engine: F
 
 
 async def test_alias_is_resolved_before_the_engine(
-    sdk, engine: FakeEngine, gateway_factory: GatewayFactory
-):
+    sdk: SdkFactory, engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], model_aliases={"gpt-4o-mini": "fake-model"})
     await sdk(gw).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert engine.seen.bodies[0]["model"] == "fake-model"
@@ -96,7 +103,9 @@ async def test_alias_is_resolved_before_the_engine(
     assert set(listed) == {"fake-model", "gpt-4o-mini"}
 
 
-async def test_request_id_flows_to_the_engine_and_back(gateway: RunningGateway, engine: FakeEngine):
+async def test_request_id_flows_to_the_engine_and_back(
+    gateway: RunningGateway, engine: FakeEngine
+) -> None:
     body = {"model": "fake-model", "messages": MESSAGES}
     async with gateway.client() as client:
         response = await client.post(
@@ -111,8 +120,8 @@ async def test_request_id_flows_to_the_engine_and_back(gateway: RunningGateway, 
 
 
 async def test_upstream_api_key_is_sent_to_the_engine(
-    sdk, engine: FakeEngine, gateway_factory: GatewayFactory
-):
+    sdk: SdkFactory, engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], upstream_api_key="engine-secret")
     await sdk(gw).chat.completions.create(model="fake-model", messages=MESSAGES)
     assert engine.seen.headers[0]["authorization"] == "Bearer engine-secret"
@@ -120,7 +129,7 @@ async def test_upstream_api_key_is_sent_to_the_engine(
 
 async def test_client_disconnect_aborts_the_engine_request(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     engine.behaviour.chunks = 200
     engine.behaviour.chunk_delay = 0.02
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
@@ -148,7 +157,9 @@ async def test_client_disconnect_aborts_the_engine_request(
     assert 'gateway_client_disconnects_total{route="/v1/chat/completions"} 1.0' in metrics
 
 
-async def test_stream_chunks_arrive_as_generated(gateway: RunningGateway, engine: FakeEngine):
+async def test_stream_chunks_arrive_as_generated(
+    gateway: RunningGateway, engine: FakeEngine
+) -> None:
     engine.behaviour.chunks = 3
     engine.behaviour.chunk_delay = 0.3
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
@@ -168,7 +179,7 @@ async def test_stream_chunks_arrive_as_generated(gateway: RunningGateway, engine
 
 async def test_mid_stream_failure_is_an_sse_error_event(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     engine.behaviour.chunks = 5
     engine.behaviour.die_after_chunks = 2
     body = {"model": "fake-model", "messages": MESSAGES, "stream": True}
@@ -182,7 +193,9 @@ async def test_mid_stream_failure_is_an_sse_error_event(
     assert "[DONE]" not in response.text
 
 
-async def test_sdk_raises_on_mid_stream_error(sdk, gateway: RunningGateway, engine: FakeEngine):
+async def test_sdk_raises_on_mid_stream_error(
+    sdk: SdkFactory, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     engine.behaviour.die_after_chunks = 1
     stream = await sdk(gateway).chat.completions.create(
         model="fake-model", messages=MESSAGES, stream=True

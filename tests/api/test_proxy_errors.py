@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine, free_port
 
@@ -14,10 +16,12 @@ CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "hi"}]
 
 
-def assert_openai_error(response: httpx.Response, status: int, param: str | None = None) -> dict:
+def assert_openai_error(
+    response: httpx.Response, status: int, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
+    error: dict[str, Any] = response.json()["error"]
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"]
     if param is not None:
@@ -46,8 +50,8 @@ def assert_openai_error(response: httpx.Response, status: int, param: str | None
     ],
 )
 async def test_wrong_fields_are_400_with_param(
-    gateway: RunningGateway, engine: FakeEngine, body: dict, param: str
-):
+    gateway: RunningGateway, engine: FakeEngine, body: dict[str, Any], param: str
+) -> None:
     async with gateway.client() as client:
         response = await client.post(CHAT, json=body)
     error = assert_openai_error(response, 400, param)
@@ -56,7 +60,7 @@ async def test_wrong_fields_are_400_with_param(
     assert engine.seen.bodies == []  # nothing went upstream
 
 
-async def test_invalid_json_is_400(gateway: RunningGateway):
+async def test_invalid_json_is_400(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(
             CHAT, content=b'{"model": ', headers={"content-type": "application/json"}
@@ -64,13 +68,13 @@ async def test_invalid_json_is_400(gateway: RunningGateway):
     assert "not valid JSON" in assert_openai_error(response, 400)["message"]
 
 
-async def test_non_object_json_is_400(gateway: RunningGateway):
+async def test_non_object_json_is_400(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(CHAT, json=[1, 2])
     assert_openai_error(response, 400)
 
 
-async def test_non_json_content_type_is_415(gateway: RunningGateway):
+async def test_non_json_content_type_is_415(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(
             CHAT, content=b"model=x", headers={"content-type": "application/x-www-form-urlencoded"}
@@ -79,7 +83,9 @@ async def test_non_json_content_type_is_415(gateway: RunningGateway):
     assert "application/json" in error["message"]
 
 
-async def test_body_over_the_limit_is_413(engine: FakeEngine, gateway_factory: GatewayFactory):
+async def test_body_over_the_limit_is_413(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], max_body_bytes=1024)
     big = {"model": "fake-model", "messages": [{"role": "user", "content": "x" * 4096}]}
     async with gw.client() as client:
@@ -89,19 +95,19 @@ async def test_body_over_the_limit_is_413(engine: FakeEngine, gateway_factory: G
     assert small.status_code == 200
 
 
-async def test_unknown_model_is_404_model_not_found(gateway: RunningGateway):
+async def test_unknown_model_is_404_model_not_found(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post(CHAT, json={"model": "nope", "messages": MESSAGES})
     assert assert_openai_error(response, 404, "model")["code"] == "model_not_found"
 
 
-async def test_unknown_route_is_openai_shaped_404(gateway: RunningGateway):
+async def test_unknown_route_is_openai_shaped_404(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.get("/v1/nothing-here")
     assert assert_openai_error(response, 404)["code"] == "unknown_url"
 
 
-async def test_wrong_method_is_an_openai_error(gateway: RunningGateway):
+async def test_wrong_method_is_an_openai_error(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.get(CHAT)
     assert_openai_error(response, 400)
@@ -109,7 +115,7 @@ async def test_wrong_method_is_an_openai_error(gateway: RunningGateway):
 
 async def test_upstream_error_keeps_status_and_is_normalised(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     # Older vLLM: a flat body with the HTTP status as an int `code`.
     engine.behaviour.fail_status = 400
     engine.behaviour.fail_body = {
@@ -128,7 +134,7 @@ async def test_upstream_error_keeps_status_and_is_normalised(
     assert response.headers["x-should-retry"] == "false"
 
 
-async def test_upstream_5xx_keeps_its_status(gateway: RunningGateway, engine: FakeEngine):
+async def test_upstream_5xx_keeps_its_status(gateway: RunningGateway, engine: FakeEngine) -> None:
     engine.behaviour.fail_status = 500
     engine.behaviour.fail_body = {"error": {"message": "engine crashed"}}
     async with gateway.client() as client:
@@ -138,11 +144,13 @@ async def test_upstream_5xx_keeps_its_status(gateway: RunningGateway, engine: Fa
     assert "x-should-retry" not in response.headers  # let the SDK retry a 5xx
 
 
-async def test_unreachable_upstream_is_503(engine: FakeEngine, gateway_factory: GatewayFactory):
-    gw = await gateway_factory(upstreams=[engine.url], admin_key="adm")
+async def test_unreachable_upstream_is_503(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN_KEY)
     await engine.stop()
     # The admin key: /v1 needs it (no database), and /readyz shows it the engines' state.
-    async with gw.client(headers={"authorization": "Bearer adm"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         response = await client.post(CHAT, json={"model": "fake-model", "messages": MESSAGES})
         assert assert_openai_error(response, 503)["code"] == "upstream_unavailable"
         await asyncio.sleep(0.5)  # the health check has noticed by now
@@ -151,14 +159,14 @@ async def test_unreachable_upstream_is_503(engine: FakeEngine, gateway_factory: 
     assert ready.json()["upstreams"][0]["healthy"] is False
 
 
-async def test_no_engine_answered_yet_is_503_not_404(gateway_factory: GatewayFactory):
+async def test_no_engine_answered_yet_is_503_not_404(gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(upstreams=[f"http://127.0.0.1:{free_port()}"])
     async with gw.client() as client:
         response = await client.post(CHAT, json={"model": "fake-model", "messages": MESSAGES})
     assert "still be loading" in assert_openai_error(response, 503)["message"]
 
 
-async def test_read_timeout_is_504(engine: FakeEngine, gateway_factory: GatewayFactory):
+async def test_read_timeout_is_504(engine: FakeEngine, gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(upstreams=[engine.url], read_timeout_s=0.2)
     engine.behaviour.first_delay = 1.0
     async with gw.client() as client:
@@ -166,7 +174,7 @@ async def test_read_timeout_is_504(engine: FakeEngine, gateway_factory: GatewayF
     assert assert_openai_error(response, 504)["code"] == "upstream_timeout"
 
 
-async def test_failover_to_the_next_healthy_engine(gateway_factory: GatewayFactory):
+async def test_failover_to_the_next_healthy_engine(gateway_factory: GatewayFactory) -> None:
     first, second = FakeEngine(), FakeEngine()
     await first.start()
     await second.start()
@@ -183,7 +191,7 @@ async def test_failover_to_the_next_healthy_engine(gateway_factory: GatewayFacto
         await second.stop()
 
 
-async def test_fewest_in_flight_gets_the_request(gateway_factory: GatewayFactory):
+async def test_fewest_in_flight_gets_the_request(gateway_factory: GatewayFactory) -> None:
     first, second = FakeEngine(), FakeEngine()
     await first.start()
     await second.start()
@@ -203,7 +211,7 @@ async def test_fewest_in_flight_gets_the_request(gateway_factory: GatewayFactory
 
 async def test_secrets_never_reach_logs(
     engine: FakeEngine, gateway_factory: GatewayFactory, caplog: pytest.LogCaptureFixture
-):
+) -> None:
     caplog.set_level("DEBUG")
     gw = await gateway_factory(upstreams=[engine.url], upstream_api_key="engine-secret-xyz")
     async with gw.client() as client:

@@ -20,6 +20,7 @@ from typing import Any
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
+from sqlalchemy.dialects.postgresql.base import PGDialect
 
 from gateway.db.engine import create_engine as create_async_engine
 from gateway.db.models import Base, HalfVec
@@ -33,7 +34,9 @@ def differences(database_url: str) -> list[Any]:
     engine = create_engine(sqlalchemy_url(database_url))
     # Reflection learns pgvector's type, so an `embedding` column of another type would
     # show (the models' HalfVec is what the migrations create).
-    engine.dialect.ischema_names = {**engine.dialect.ischema_names, "halfvec": HalfVec}
+    dialect = engine.dialect
+    assert isinstance(dialect, PGDialect)
+    dialect.ischema_names = {**dialect.ischema_names, "halfvec": HalfVec}
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})

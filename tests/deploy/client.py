@@ -8,11 +8,12 @@ import json
 import sys
 
 from openai import OpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 
 def main(base_url: str, key: str, model: str) -> None:
     client = OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=120)
-    messages = [{"role": "user", "content": "Say hello."}]
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello."}]
     reply = client.chat.completions.create(model=model, messages=messages, max_tokens=16)
     raw = client.chat.completions.with_raw_response.create(
         model=model, messages=messages, max_tokens=16, stream=True

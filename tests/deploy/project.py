@@ -13,7 +13,7 @@ when one of them is enabled or it is targeted by name).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ class Tagged:
     value: Any
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped (no stubs installed)
     pass
 
 
@@ -45,7 +45,7 @@ def _tagged(tag: str) -> Any:
             return Tagged(tag, loader.construct_sequence(node, deep=True))
         if isinstance(node, yaml.MappingNode):
             return Tagged(tag, loader.construct_mapping(node, deep=True))
-        return Tagged(tag, loader.construct_scalar(node))  # type: ignore[arg-type]
+        return Tagged(tag, loader.construct_scalar(node))
 
     return construct
 
@@ -263,4 +263,4 @@ def parse_port(entry: Any) -> Port:
     return Port(ip or "0.0.0.0", int(published) if published else None, int(target))
 
 
-_UNIQUE = {"volumes": volume_target, "ports": lambda entry: parse_port(entry)}
+_UNIQUE: dict[str, Callable[[Any], Hashable]] = {"volumes": volume_target, "ports": parse_port}

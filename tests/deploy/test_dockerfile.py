@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_the_image_runs_its_commands_as_its_user(gateway_image: Image, tmp_path:
     package file left out of the wheel, fails here (the console and the migrations run in
     the rehearsal's `gateway` and `migrate` services)."""
     env = gateway_image.container_env({})
-    run = {"env": env, "user": gateway_image.user, "workdir": gateway_image.workdir}
+    run: dict[str, Any] = {"env": env, "user": gateway_image.user, "workdir": gateway_image.workdir}
     with Sandbox({"gateway": []}, shared_folder("gateway-image-run-")) as sandbox:
 
         def ok(*argv: str) -> str:

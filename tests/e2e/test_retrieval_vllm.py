@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 
-from tests.conftest import GatewayFactory
-
-ADMIN = "admin-e2e"
+from gateway.local.engine import Engine
+from tests.admin import ADMIN_KEY
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
+from tests.rag.citations import file_citations
 
 CORPUS = {
     "volcanoes.md": "Mount Etna in Sicily is one of the most active volcanoes in the world. "
@@ -25,17 +27,24 @@ CORPUS = {
 
 
 @pytest.fixture
-async def rag_gateway(chat_engine, embedding_engine, database_url, gateway_factory: GatewayFactory):
+async def rag_gateway(
+    chat_engine: Engine,
+    embedding_engine: Engine,
+    database_url: str,
+    gateway_factory: GatewayFactory,
+) -> RunningGateway:
     return await gateway_factory(
         upstreams=[chat_engine.base_url, embedding_engine.base_url],
         database_url=database_url,
-        admin_key=ADMIN,
+        admin_key=ADMIN_KEY,
         embedding_model=embedding_engine.model,
     )
 
 
-async def test_the_document_with_the_answer_ranks_first(sdk, rag_gateway, chat_engine):
-    client = sdk(rag_gateway, api_key=ADMIN)
+async def test_the_document_with_the_answer_ranks_first(
+    sdk: SdkFactory, rag_gateway: RunningGateway, chat_engine: Engine
+) -> None:
+    client = sdk(rag_gateway, api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="e2e-corpus")
     files = [(name, io.BytesIO(text.encode())) for name, text in CORPUS.items()]
     batch = await client.vector_stores.file_batches.upload_and_poll(
@@ -53,10 +62,16 @@ async def test_the_document_with_the_answer_ranks_first(sdk, rag_gateway, chat_e
     assert 0 < results[-1].score <= results[0].score <= 1
 
     # The same question through chat with the file_search tool: the answer cites it.
+    # The gateway's own tool for chat: not one of the SDK's types.
+    chat_file_search: Any = {
+        "type": "file_search",
+        "vector_store_ids": [store.id],
+        "max_num_results": 2,
+    }
     reply = await client.chat.completions.create(
         model=chat_engine.model,
         messages=[{"role": "user", "content": "How many days of paid leave do employees get?"}],
-        tools=[{"type": "file_search", "vector_store_ids": [store.id], "max_num_results": 2}],
+        tools=[chat_file_search],
         max_tokens=32,
     )
     # The SDK parses `annotations` with its own (url_citation) type, keeping extra fields.
@@ -76,5 +91,5 @@ async def test_the_document_with_the_answer_ranks_first(sdk, rag_gateway, chat_e
     assert call.type == "file_search_call" and call.status == "completed"
     assert call.results and call.results[0].filename == "leave-policy.md"
     assert answer.type == "message" and response.output_text.strip()
-    assert "leave-policy.md" in [a.filename for a in answer.content[0].annotations]
+    assert "leave-policy.md" in [a.filename for a in file_citations(answer)]
     assert response.usage and response.usage.output_tokens > 0

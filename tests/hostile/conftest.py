@@ -15,10 +15,15 @@ What is here, for every file of the suite:
   event loop of its own, so gateway processes shared by a module (or the session) can use
   it whatever event loop a test runs in.
 - `hostile_database` (session): a fresh migrated database in the session's Postgres.
+- `hostile_redis` (session): the Redis the suite's gateways share their limits through.
 - `HostileGateway`, fixture `hostile_gateway` (session, shared by every file: do not break
   it on purpose): a gateway process with keys, Redis limits and short body timeouts
   (`FAST_PACE`), plus two ordinary keys, `attacker` and `bystander`. A case that needs
   other settings, or takes a part down, starts its own with `start_hostile_gateway(...)`.
+- fixture `keyed_process`: a gateway process of the test's own (its database, the
+  function-scoped fake engine it can reshape, and the fake embedder when asked), for cases
+  that need settings or state of their own; `keyed_env(...)` is the environment both use.
+- Keys: the admin secret and `create_key` come from `tests.admin`, as everywhere.
 - `assert_served(...)`, `PeakRss`, `under_attack(...)`: the checks above.
 - `raw_request` and `zeros` (from `tests.raw_http`): a client that sends a body at its own
   pace while it reads the answer, as a hostile client does.
@@ -31,7 +36,7 @@ import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,12 +45,13 @@ import httpx
 import pytest
 import redis
 
+from tests.admin import ADMIN_KEY, bearer, create_key
 from tests.conftest import missing_prerequisite
+from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine
-from tests.gateway_process import GatewayProcess, start_gateway_process
+from tests.gateway_process import GatewayProcess, ProcessFactory, start_gateway_process
 from tests.raw_http import MiB
 
-ADMIN_KEY = "admin-key-for-the-hostile-suite"
 REDIS_URL = "redis://127.0.0.1:6379/11"
 CHAT = "/v1/chat/completions"
 CHAT_BODY = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
@@ -91,15 +97,16 @@ def hostile_engine() -> Iterator[ThreadedEngine]:
 
 
 @pytest.fixture(scope="session")
-def hostile_redis() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
+def hostile_redis() -> Iterator[redis.Redis]:
+    """A client of the suite's Redis (`REDIS_URL`), which the gateways are given."""
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
-        missing_prerequisite(f"no Redis at {REDIS_URL}: {exc!r}")
-    finally:
         client.close()
-    return REDIS_URL
+        missing_prerequisite(f"no Redis at {REDIS_URL}: {exc!r}")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
@@ -129,36 +136,54 @@ class HostileGateway:
         return self.process.log()
 
 
-def admin_headers() -> dict[str, str]:
-    return {"authorization": f"Bearer {ADMIN_KEY}"}
+def keyed_env(
+    engine_url: str, database_url: str, embedder: FakeEmbedder | None = None
+) -> dict[str, str]:
+    """A gateway with keys (the admin secret is `tests.admin.ADMIN_KEY`) on `database_url`
+    in front of `engine_url` (and `embedder`, which turns retrieval's ingestion on), with
+    usage and ingestion polled every 0.2 s."""
+    upstreams = [engine_url] if embedder is None else [engine_url, embedder.url]
+    base = {
+        "GATEWAY_UPSTREAMS": ",".join(upstreams),
+        "GATEWAY_DATABASE_URL": database_url,
+        "GATEWAY_ADMIN_KEY": ADMIN_KEY,
+        "GATEWAY_USAGE_FLUSH_INTERVAL_S": "0.2",
+    }
+    if embedder is not None:
+        base |= {"GATEWAY_EMBEDDING_MODEL": embedder.model, "GATEWAY_INGEST_POLL_S": "0.2"}
+    return base
 
 
-def bearer(key: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {key}"}
+KeyedProcess = Callable[..., Awaitable[GatewayProcess]]
+
+
+@pytest.fixture
+def keyed_process(
+    gateway_process: ProcessFactory, engine: FakeEngine, database_url: str
+) -> KeyedProcess:
+    """`await keyed_process(embedder=None, **env)`: this test's own gateway process
+    (`keyed_env` with this test's fake engine and database), ready on `/readyz`, stopped at
+    teardown."""
+
+    async def start(embedder: FakeEmbedder | None = None, **env: str) -> GatewayProcess:
+        return await gateway_process(
+            keyed_env(engine.url, database_url, embedder) | env, ready_path="/readyz"
+        )
+
+    return start
 
 
 async def start_hostile_gateway(
     engine_url: str, database_url: str, log_dir: Path, **env: str
 ) -> HostileGateway:
-    """A gateway process with keys (the admin key is `ADMIN_KEY`) in front of `engine_url`,
-    ready on `/readyz`, with two keys made through `/admin/keys`; `env` adds settings."""
+    """A gateway process (`keyed_env`, and `env` on top) ready on `/readyz`, with two
+    ordinary keys."""
     process = await start_gateway_process(
-        {
-            "GATEWAY_UPSTREAMS": engine_url,
-            "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_ADMIN_KEY": ADMIN_KEY,
-            **env,
-        },
-        log_dir,
-        ready_path="/readyz",
+        keyed_env(engine_url, database_url) | env, log_dir, ready_path="/readyz"
     )
-    async with process.client(headers=admin_headers()) as client:
-        keys = []
-        for name in ("attacker", "bystander"):
-            created = await client.post("/admin/keys", json={"name": name})
-            assert created.status_code == 201, created.text
-            keys.append(created.json()["key"])
-    gateway = HostileGateway(process, *keys)
+    attacker = await create_key(process, "attacker")
+    bystander = await create_key(process, "bystander")
+    gateway = HostileGateway(process, attacker.secret, bystander.secret)
     await assert_served(gateway)  # warm: the bystander's key is now cached
     return gateway
 
@@ -167,7 +192,7 @@ async def start_hostile_gateway(
 def hostile_gateway(
     hostile_engine: ThreadedEngine,
     hostile_database: str,
-    hostile_redis: str,
+    hostile_redis: redis.Redis,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HostileGateway]:
     """One gateway process for the suite's cases: keys, Redis limits, `FAST_PACE`."""
@@ -177,7 +202,7 @@ def hostile_gateway(
             hostile_engine.url,
             hostile_database,
             log_dir,
-            GATEWAY_REDIS_URL=hostile_redis,
+            GATEWAY_REDIS_URL=REDIS_URL,
             **FAST_PACE,
         )
     )

@@ -14,7 +14,8 @@ import asyncio
 import orjson
 import pytest
 
-from tests.hostile.conftest import HostileGateway, bearer, under_attack
+from tests.admin import bearer
+from tests.hostile.conftest import HostileGateway, under_attack
 from tests.raw_http import MiB, RawResponse, raw_request, zeros
 
 BIG = 200 * MiB

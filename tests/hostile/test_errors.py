@@ -8,29 +8,31 @@ The gateway here has a Postgres of its own, which the cases break and stop.
 from __future__ import annotations
 
 import asyncio
-import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import redis
 
 from gateway.db.migrate import upgrade
+from tests.admin import admin_headers
 from tests.hostile.conftest import (
+    REDIS_URL,
     HostileGateway,
     ThreadedEngine,
-    admin_headers,
     start_hostile_gateway,
     under_attack,
 )
+from tests.postgres import new_server, stop_server
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 
 @pytest.fixture(scope="module")
-def own_postgres() -> Iterator[Any]:
-    import pgserver
-
-    # Not under pytest's 0700 temp folder: pgserver's own user must reach it (conftest).
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="gateway-pg-"), cleanup_mode="delete")
+def own_postgres() -> Iterator[PostgresServer]:
+    server = new_server()
     upgrade(server.get_uri())
     yield server
     server.cleanup()
@@ -39,28 +41,22 @@ def own_postgres() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def own_gateway(
     hostile_engine: ThreadedEngine,
-    own_postgres: Any,
-    hostile_redis: str,
+    own_postgres: PostgresServer,
+    hostile_redis: redis.Redis,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[HostileGateway]:
     log_dir = tmp_path_factory.mktemp("hostile-errors")
     gateway = asyncio.run(
         start_hostile_gateway(
-            hostile_engine.url, own_postgres.get_uri(), log_dir, GATEWAY_REDIS_URL=hostile_redis
+            hostile_engine.url, own_postgres.get_uri(), log_dir, GATEWAY_REDIS_URL=REDIS_URL
         )
     )
     yield gateway
     asyncio.run(gateway.process.stop())
 
 
-def _stop(server: Any) -> None:
-    from pgserver._commands import pg_ctl
-
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
-
-
 async def test_a_bug_on_a_fastapi_route_is_an_openai_500_with_the_request_id(
-    own_gateway: HostileGateway, own_postgres: Any
+    own_gateway: HostileGateway, own_postgres: PostgresServer
 ) -> None:
     gw = own_gateway
     # A schema the code does not expect: the usage report's query fails (not an outage).
@@ -102,10 +98,10 @@ ROUTES: list[tuple[str, str, dict[str, Any]]] = [
 
 
 async def test_a_database_outage_is_a_retryable_503_while_known_keys_are_served(
-    own_gateway: HostileGateway, own_postgres: Any
+    own_gateway: HostileGateway, own_postgres: PostgresServer
 ) -> None:
     gw = own_gateway
-    await asyncio.to_thread(_stop, own_postgres)
+    await asyncio.to_thread(stop_server, own_postgres)
 
     async def probe() -> tuple[list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(base_url=gw.url, headers=admin_headers()) as client:

@@ -12,35 +12,14 @@ from typing import Any
 
 import httpx
 
+from tests.admin import admin_headers, create_key
 from tests.fakes.embedder import FakeEmbedder
-from tests.fakes.engine import FakeEngine
-from tests.gateway_process import GatewayProcess, ProcessFactory
+from tests.gateway_process import GatewayProcess
+from tests.hostile.conftest import KeyedProcess
 from tests.rag.pdfs import text_pdf
+from tests.raw_http import MiB
 
-ADMIN = "admin-key-for-hostile-ingestion"
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
-MiB = 1 << 20
-
-
-async def start(
-    gateway_process: ProcessFactory,
-    engine: FakeEngine,
-    embedder: FakeEmbedder,
-    database_url: str,
-    **env: str,
-) -> GatewayProcess:
-    return await gateway_process(
-        {
-            "GATEWAY_UPSTREAMS": f"{engine.url},{embedder.url}",
-            "GATEWAY_EMBEDDING_MODEL": embedder.model,
-            "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_ADMIN_KEY": ADMIN,
-            "GATEWAY_INGEST_POLL_S": "0.2",
-            "GATEWAY_ACCESS_LOG": "false",
-            **env,
-        },
-        ready_path="/readyz",
-    )
 
 
 def own_rss(pid: int) -> int:
@@ -109,12 +88,6 @@ class Bystander:
         await self.client.aclose()
 
 
-async def new_key(gw: GatewayProcess) -> str:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        created = await client.post("/admin/keys", json={"name": "bystander"})
-    return str(created.json()["key"])
-
-
 async def settle(client: httpx.AsyncClient, store: str, file_ids: list[str]) -> dict[str, Any]:
     files: dict[str, Any] = {}
     for _ in range(1200):
@@ -136,18 +109,16 @@ def write_text(path: Path, size: int) -> None:
 
 
 async def test_a_large_upload_and_its_ingestion_keep_memory_bounded(
-    gateway_process: ProcessFactory,
-    engine: FakeEngine,
+    keyed_process: KeyedProcess,
     embedder: FakeEmbedder,
-    database_url: str,
     tmp_path: Path,
 ) -> None:
     embedder.behaviour.max_model_len = 8192
-    gw = await start(gateway_process, engine, embedder, database_url)
+    gw = await keyed_process(embedder, GATEWAY_ACCESS_LOG="false")
     big = tmp_path / "big.txt"
     write_text(big, 16 * MiB)
-    bystander_key = await new_key(gw)
-    headers = {"authorization": f"Bearer {ADMIN}"}
+    bystander_key = (await create_key(gw, "bystander")).secret
+    headers = admin_headers()
     async with (
         PeakMemory(gw) as memory,
         Bystander(gw, bystander_key) as bystander,
@@ -196,24 +167,20 @@ HOSTILE = {
 
 
 async def test_hostile_documents_fail_only_themselves(
-    gateway_process: ProcessFactory,
-    engine: FakeEngine,
+    keyed_process: KeyedProcess,
     embedder: FakeEmbedder,
-    database_url: str,
 ) -> None:
-    gw = await start(
-        gateway_process,
-        engine,
+    gw = await keyed_process(
         embedder,
-        database_url,
+        GATEWAY_ACCESS_LOG="false",
         GATEWAY_PARSE_TIMEOUT_S="2",
         GATEWAY_PARSE_MEMORY_MB="256",
         # One parser at a time, so that each meets the limit it is built for (on two
         # busy cores, two at once could make the memory hog time out instead).
         GATEWAY_INGEST_CONCURRENCY="1",
     )
-    bystander_key = await new_key(gw)
-    headers = {"authorization": f"Bearer {ADMIN}"}
+    bystander_key = (await create_key(gw, "bystander")).secret
+    headers = admin_headers()
     documents = {**HOSTILE, "good.pdf": text_pdf("Solar panels face south")}
     async with (
         PeakMemory(gw) as memory,

@@ -1,5 +1,5 @@
 """Hostile clients cannot dodge metering (issue 11, item 5), against a real `gateway serve`
-process, the embedded Postgres, the real Redis (db 15) and the fake engine.
+process, the embedded Postgres, the real Redis and the fake engine.
 
 Each case has one greedy key doing the hostile thing and another key that must be served
 normally meanwhile.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,16 +23,15 @@ import redis
 
 from gateway.admission.cost import prompt_estimate
 from gateway.db.url import libpq_url
-from tests.conftest import missing_prerequisite
+from tests.admin import admin_headers, create_key
 from tests.fakes.engine import FakeEngine
-from tests.gateway_process import GatewayProcess, ProcessFactory
+from tests.gateway_process import GatewayProcess
+from tests.hostile.conftest import REDIS_URL, KeyedProcess
+from tests.raw_http import MiB
 
-ADMIN = "admin-hostile-metering"
-REDIS_URL = "redis://127.0.0.1:6379/15"
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 QUESTION = {"model": "fake-model", "messages": [{"role": "user", "content": "hello " * 40}]}
-MiB = 1024 * 1024
 
 
 @dataclass
@@ -44,11 +43,9 @@ class Metered:
     key_ids: list[str] = field(default_factory=list)
 
     async def key(self, **limits: Any) -> dict[str, str]:
-        async with self.gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-            created = await client.post("/admin/keys", json={"name": "hostile", **limits})
-        assert created.status_code == 201, created.text
-        self.key_ids.append(created.json()["id"])
-        return {"authorization": f"Bearer {created.json()['key']}"}
+        created = await create_key(self.gw, "hostile", **limits)
+        self.key_ids.append(created.id)  # its limiter state is removed at teardown
+        return created.headers
 
     def rows(self) -> list[dict[str, Any]]:
         with psycopg.connect(libpq_url(self.database_url)) as conn:
@@ -77,42 +74,21 @@ class Metered:
 
 
 @pytest.fixture
-def redis_db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        missing_prerequisite(f"no Redis at {REDIS_URL}: {exc!r}")
-    yield client
-    client.close()
-
-
-@pytest.fixture
 async def metered(
-    engine: FakeEngine, database_url: str, gateway_process: ProcessFactory, redis_db: redis.Redis
+    database_url: str, keyed_process: KeyedProcess, hostile_redis: redis.Redis
 ) -> AsyncIterator[Callable[..., Awaitable[Metered]]]:
     started: list[Metered] = []
 
     async def start(**env: str) -> Metered:
-        gw = await gateway_process(
-            {
-                "GATEWAY_UPSTREAMS": engine.url,
-                "GATEWAY_DATABASE_URL": database_url,
-                "GATEWAY_ADMIN_KEY": ADMIN,
-                "GATEWAY_REDIS_URL": REDIS_URL,
-                "GATEWAY_USAGE_FLUSH_INTERVAL_S": "0.2",
-                **env,
-            },
-            ready_path="/readyz",
-        )
+        gw = await keyed_process(GATEWAY_REDIS_URL=REDIS_URL, **env)
         started.append(Metered(gw, database_url))
         return started[-1]
 
     yield start
     for harness in started:  # this test's limiter state only
         for key_id in harness.key_ids:
-            for name in redis_db.scan_iter(match=f"gw:rl:{{{key_id}}}:*"):
-                redis_db.delete(name)
+            for name in hostile_redis.scan_iter(match=f"gw:rl:{{{key_id}}}:*"):
+                hostile_redis.delete(name)
 
 
 @dataclass
@@ -243,7 +219,7 @@ async def test_dropping_many_streams_at_once_still_meters_them(
         await asyncio.sleep(0.1)
     assert len(engine.seen.aborted) == n
     # The metrics count the same tokens as the usage rows: one answer per request.
-    async with harness.gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with harness.gw.client(headers=admin_headers()) as client:
         metrics = (await client.get("/metrics")).text
     counted = sum(
         float(line.split()[-1])
@@ -256,7 +232,7 @@ async def test_dropping_many_streams_at_once_still_meters_them(
 
 
 async def test_sigterm_with_requests_running_records_them_as_cancelled(
-    engine: FakeEngine, metered: Callable[..., Awaitable[Metered]], redis_db: redis.Redis
+    engine: FakeEngine, metered: Callable[..., Awaitable[Metered]], hostile_redis: redis.Redis
 ) -> None:
     harness = await metered(
         GATEWAY_SHUTDOWN_TIMEOUT_S="1",
@@ -295,7 +271,7 @@ async def test_sigterm_with_requests_running_records_them_as_cancelled(
     [held] = [r for r in cut if not r["streamed"]]
     assert (held["prompt_tokens"], held["completion_tokens"]) == (prompt_estimate(plain), 50)
     # Their slots were given back on the way out, not left to expire in Redis.
-    assert redis_db.zcard(f"gw:rl:{{{held['key_id']}}}:s") == 0
+    assert hostile_redis.zcard(f"gw:rl:{{{held['key_id']}}}:s") == 0
 
 
 async def test_a_stream_longer_than_the_slot_lease_keeps_its_slot(

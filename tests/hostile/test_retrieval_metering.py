@@ -11,34 +11,18 @@ import httpx
 import psycopg
 
 from gateway.db.url import libpq_url
+from tests.admin import create_key
 from tests.fakes.embedder import FakeEmbedder
-from tests.fakes.engine import FakeEngine
-from tests.gateway_process import GatewayProcess, ProcessFactory
+from tests.gateway_process import GatewayProcess
+from tests.hostile.conftest import KeyedProcess
 
-ADMIN = "admin-key-for-hostile-metering"
 DOC = b"The spare key hangs behind the blue door in the hall.\n"
 
 
-async def start(
-    gateway_process: ProcessFactory, engine: FakeEngine, embedder: FakeEmbedder, url: str
-) -> GatewayProcess:
-    return await gateway_process(
-        {
-            "GATEWAY_UPSTREAMS": f"{engine.url},{embedder.url}",
-            "GATEWAY_EMBEDDING_MODEL": embedder.model,
-            "GATEWAY_DATABASE_URL": url,
-            "GATEWAY_ADMIN_KEY": ADMIN,
-            "GATEWAY_INGEST_POLL_S": "0.2",
-            "GATEWAY_USAGE_FLUSH_INTERVAL_S": "0.2",
-        },
-        ready_path="/readyz",
-    )
-
-
 async def new_key(gw: GatewayProcess, **fields: Any) -> tuple[httpx.AsyncClient, str]:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        created = (await client.post("/admin/keys", json={"name": "k", **fields})).json()
-    return gw.client(headers={"authorization": f"Bearer {created['key']}"}), created["id"]
+    """A client with a new key of `fields`, and the key's id."""
+    created = await create_key(gw, "k", **fields)
+    return gw.client(headers=created.headers), created.id
 
 
 async def own_store(client: httpx.AsyncClient) -> tuple[str, str]:
@@ -83,12 +67,11 @@ async def usage(url: str, key_id: str, expected: int) -> list[tuple[Any, ...]]:
 
 
 async def test_retrieval_is_refused_without_the_model_and_metered_with_it(
-    gateway_process: ProcessFactory,
-    engine: FakeEngine,
+    keyed_process: KeyedProcess,
     embedder: FakeEmbedder,
     database_url: str,
 ) -> None:
-    gw = await start(gateway_process, engine, embedder, database_url)
+    gw = await keyed_process(embedder)
     chat_only, chat_only_id = await new_key(gw, models=["fake-model"])
     allowed, allowed_id = await new_key(gw)
     async with chat_only, allowed:
@@ -120,12 +103,11 @@ async def test_retrieval_is_refused_without_the_model_and_metered_with_it(
 
 
 async def test_search_cannot_dodge_the_keys_rate_limit(
-    gateway_process: ProcessFactory,
-    engine: FakeEngine,
+    keyed_process: KeyedProcess,
     embedder: FakeEmbedder,
     database_url: str,
 ) -> None:
-    gw = await start(gateway_process, engine, embedder, database_url)
+    gw = await keyed_process(embedder)
     greedy, _ = await new_key(gw, rpm=3)
     other, _ = await new_key(gw)
     async with greedy, other:

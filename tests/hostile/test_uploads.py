@@ -13,34 +13,12 @@ import httpx
 import psycopg
 
 from gateway.db.url import libpq_url
-from tests.fakes.engine import FakeEngine
-from tests.gateway_process import GatewayProcess, ProcessFactory
+from tests.admin import admin_headers, create_key
+from tests.gateway_process import GatewayProcess
+from tests.hostile.conftest import KeyedProcess
 
-ADMIN = "admin-key-for-hostile-uploads"
 BOUNDARY = "hostileboundary"
 CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}]}
-
-
-async def start(
-    gateway_process: ProcessFactory, engine: FakeEngine, database_url: str, **env: str
-) -> GatewayProcess:
-    return await gateway_process(
-        {
-            "GATEWAY_UPSTREAMS": engine.url,
-            "GATEWAY_DATABASE_URL": database_url,
-            "GATEWAY_ADMIN_KEY": ADMIN,
-            "GATEWAY_USAGE_FLUSH_INTERVAL_S": "0.2",
-            **env,
-        },
-        ready_path="/readyz",
-    )
-
-
-async def new_key(gw: GatewayProcess, name: str) -> str:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        created = await client.post("/admin/keys", json={"name": name})
-    assert created.status_code == 201, created.text
-    return str(created.json()["key"])
 
 
 def database(database_url: str, sql: str, *args: Any) -> Any:
@@ -117,19 +95,16 @@ async def stalled(gw: GatewayProcess, key: str, count: int) -> AsyncIterator[lis
 
 
 async def test_forty_stalled_uploads_do_not_take_the_database(
-    gateway_process: ProcessFactory, engine: FakeEngine, database_url: str
+    keyed_process: KeyedProcess, database_url: str
 ) -> None:
     # A pool of 3 (+3 overflow): before uploads were spooled, 6 stalled uploads took it all.
-    gw = await start(
-        gateway_process,
-        engine,
-        database_url,
+    gw = await keyed_process(
         GATEWAY_DB_POOL_SIZE="3",
         GATEWAY_MAX_UPLOADS_PER_KEY="40",
         GATEWAY_MAX_UPLOADS="40",
     )
-    greedy = await new_key(gw, "greedy")
-    newcomer = await new_key(gw, "newcomer")  # never used yet: not in the key cache
+    greedy = (await create_key(gw, "greedy")).secret
+    newcomer = (await create_key(gw, "newcomer")).secret  # never used yet: not in the key cache
     baseline = gw.rss_bytes()
     async with stalled(gw, greedy, 40) as uploads:
         await asyncio.sleep(1.0)
@@ -155,10 +130,10 @@ async def test_forty_stalled_uploads_do_not_take_the_database(
 
 
 async def test_a_greedy_key_gets_429_and_others_still_upload(
-    gateway_process: ProcessFactory, engine: FakeEngine, database_url: str
+    keyed_process: KeyedProcess, database_url: str
 ) -> None:
-    gw = await start(gateway_process, engine, database_url)  # 8 uploads per key at once
-    greedy, other = await new_key(gw, "greedy"), await new_key(gw, "other")
+    gw = await keyed_process()  # 8 uploads per key at once
+    greedy, other = (await create_key(gw, "greedy")).secret, (await create_key(gw, "other")).secret
     async with stalled(gw, greedy, 12) as uploads:
         await asyncio.sleep(1.0)
         statuses = list(await asyncio.gather(*(u.status() for u in uploads)))
@@ -189,11 +164,11 @@ MALFORMED = [
 
 
 async def test_malformed_forms_are_400s_without_a_traceback(
-    gateway_process: ProcessFactory, engine: FakeEngine, database_url: str
+    keyed_process: KeyedProcess,
 ) -> None:
-    gw = await start(gateway_process, engine, database_url)
+    gw = await keyed_process()
     headers = {
-        "authorization": f"Bearer {ADMIN}",
+        **admin_headers(),
         "content-type": f"multipart/form-data; boundary={BOUNDARY}",
     }
     async with httpx.AsyncClient(base_url=gw.url, timeout=10) as client:

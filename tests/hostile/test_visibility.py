@@ -9,13 +9,8 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from tests.hostile.conftest import (
-    HostileGateway,
-    ThreadedEngine,
-    admin_headers,
-    bearer,
-    under_attack,
-)
+from tests.admin import admin_headers, bearer
+from tests.hostile.conftest import HostileGateway, ThreadedEngine, under_attack
 from tests.raw_http import RawResponse, raw_request
 
 

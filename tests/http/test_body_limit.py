@@ -19,6 +19,7 @@ from gateway.http.body_limit import BodyClass, BodyClasses, BodyLimit
 from gateway.http.body_pace import Pace
 from gateway.http.errors import send_error
 from gateway.ui.refusal import render_refusal
+from tests.conftest import QuietServer
 from tests.fakes.engine import free_port
 from tests.raw_http import raw_request, zeros
 
@@ -78,8 +79,7 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="off"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
@@ -101,7 +101,9 @@ def error_of(body: bytes) -> dict[str, object]:
     return error  # type: ignore[no-any-return]
 
 
-async def test_content_length_over_the_cap_is_refused_before_the_body_is_read(handler: Handler):
+async def test_content_length_over_the_cap_is_refused_before_the_body_is_read(
+    handler: Handler,
+) -> None:
     async with serving(handler) as url:
         answer = await raw_request(
             url,
@@ -120,7 +122,9 @@ async def test_content_length_over_the_cap_is_refused_before_the_body_is_read(ha
     assert answer.sent < 100_000  # answered while the client was still sending
 
 
-async def test_a_chunked_body_is_cut_at_the_cap_and_the_handler_sees_no_more(handler: Handler):
+async def test_a_chunked_body_is_cut_at_the_cap_and_the_handler_sees_no_more(
+    handler: Handler,
+) -> None:
     async with serving(handler) as url:
         answer = await raw_request(
             url,
@@ -135,7 +139,7 @@ async def test_a_chunked_body_is_cut_at_the_cap_and_the_handler_sees_no_more(han
     assert answer.closed
 
 
-async def test_bodies_within_their_cap_pass_untouched(handler: Handler):
+async def test_bodies_within_their_cap_pass_untouched(handler: Handler) -> None:
     async with serving(handler) as url, httpx.AsyncClient(base_url=url) as client:
         exact = await client.post("/v1/chat/completions", content=b"x" * 1000)
 
@@ -150,7 +154,9 @@ async def test_bodies_within_their_cap_pass_untouched(handler: Handler):
     assert "connection" not in exact.headers  # keep-alive as usual
 
 
-async def test_an_answer_given_before_the_body_was_read_ends_the_connection(handler: Handler):
+async def test_an_answer_given_before_the_body_was_read_ends_the_connection(
+    handler: Handler,
+) -> None:
     handler.refuse_unread = True
     async with serving(handler) as url:
         answer = await raw_request(
@@ -174,7 +180,7 @@ async def test_an_answer_given_before_the_body_was_read_ends_the_connection(hand
     assert small.status_code == 401
 
 
-async def test_an_early_answer_never_invites_a_body_the_client_held_back(handler: Handler):
+async def test_an_early_answer_never_invites_a_body_the_client_held_back(handler: Handler) -> None:
     handler.refuse_unread = True
 
     async def body_after_the_answer() -> AsyncIterator[bytes]:
@@ -193,7 +199,7 @@ async def test_an_early_answer_never_invites_a_body_the_client_held_back(handler
     assert answer.elapsed_s < 1.0  # no drain: nothing was coming
 
 
-async def test_an_sdk_style_client_reads_the_413_instead_of_a_reset(handler: Handler):
+async def test_an_sdk_style_client_reads_the_413_instead_of_a_reset(handler: Handler) -> None:
     # httpx (the openai SDK's transport) writes the whole body before it reads: without the
     # short drain, closing on unread data resets the connection and it never sees the 413.
     async with serving(handler) as url, httpx.AsyncClient(base_url=url) as client:
@@ -204,7 +210,7 @@ async def test_an_sdk_style_client_reads_the_413_instead_of_a_reset(handler: Han
 
 async def test_a_client_waiting_for_100_continue_is_refused_without_an_invitation(
     handler: Handler,
-):
+) -> None:
     async def body_after_the_answer() -> AsyncIterator[bytes]:
         await asyncio.sleep(3600)  # curl's behaviour: send only once told to
         yield b""
@@ -221,7 +227,7 @@ async def test_a_client_waiting_for_100_continue_is_refused_without_an_invitatio
     assert answer.closed
 
 
-async def test_a_stalled_body_is_cut_off_with_408(handler: Handler):
+async def test_a_stalled_body_is_cut_off_with_408(handler: Handler) -> None:
     async with serving(handler) as url:
         answer = await raw_request(
             url,
@@ -239,7 +245,7 @@ async def test_a_stalled_body_is_cut_off_with_408(handler: Handler):
     assert answer.closed and handler.seen == 100
 
 
-async def test_a_trickle_under_the_idle_timeout_is_cut_by_the_rate_rule(handler: Handler):
+async def test_a_trickle_under_the_idle_timeout_is_cut_by_the_rate_rule(handler: Handler) -> None:
     async with serving(handler) as url:
         answer = await raw_request(
             url,
@@ -253,14 +259,16 @@ async def test_a_trickle_under_the_idle_timeout_is_cut_by_the_rate_rule(handler:
     assert 1.0 <= answer.elapsed_s < 3.0
 
 
-async def test_waiting_for_the_disconnect_after_the_body_is_never_a_timeout(handler: Handler):
+async def test_waiting_for_the_disconnect_after_the_body_is_never_a_timeout(
+    handler: Handler,
+) -> None:
     handler.after_body_s = 1.5  # far past the idle timeout, as a long stream would be
     async with serving(handler) as url, httpx.AsyncClient(base_url=url) as client:
         response = await client.post("/v1/chat/completions", content=b"x" * 10)
     assert response.status_code == 200 and response.json() == {"size": 10}
 
 
-async def test_the_console_gets_its_own_page(handler: Handler):
+async def test_the_console_gets_its_own_page(handler: Handler) -> None:
     form = [("content-type", "application/x-www-form-urlencoded")]
     async with serving(handler) as url:
         page = await raw_request(

@@ -12,6 +12,7 @@ import uvicorn
 
 from gateway.http.asgi import Receive, Scope, Send, send_bytes
 from gateway.http.protocol import BoundedHttpToolsProtocol
+from tests.conftest import QuietServer
 from tests.fakes.engine import free_port
 
 
@@ -37,8 +38,7 @@ async def serving(app: App) -> AsyncIterator[int]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, http=QuickProtocol, log_config=None, lifespan="off"
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = QuietServer(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 
 from gateway.ingest_client.cli import ingest
 from gateway.ingest_client.sync import LocalFile, RemoteFile, plan, walk
-from tests.conftest import RunningGateway
-from tests.rag.conftest import ADMIN, create_key
+from tests.admin import ADMIN_KEY, create_key
+from tests.conftest import RunningGateway, SdkFactory
 from tests.rag.pdfs import BROKEN_PDF
 
 
@@ -45,8 +45,8 @@ async def run_cli(gw: RunningGateway, key: str, *args: str) -> Result:
     return await asyncio.to_thread(runner.invoke, ingest, argv)
 
 
-async def test_ingest_command(rag_gateway: RunningGateway, tmp_path: Path, sdk) -> None:
-    key = await create_key(rag_gateway, "cli")
+async def test_ingest_command(rag_gateway: RunningGateway, tmp_path: Path, sdk: SdkFactory) -> None:
+    key = (await create_key(rag_gateway, "cli")).secret
     docs = tmp_path / "manual"
     docs.mkdir()
     (docs / "wifi.md").write_text("The wifi password is printed under the router.")
@@ -74,7 +74,7 @@ async def test_ingest_command(rag_gateway: RunningGateway, tmp_path: Path, sdk) 
     assert hits.data[0].attributes["path"] == "manual/wifi.md"  # type: ignore[index]
     texts = " ".join(h.content[0].text for h in hits.data)
     assert "printed under the router" not in texts  # the old version is gone
-    assert [s async for s in sdk(rag_gateway, api_key=ADMIN).vector_stores.list()] != []
+    assert [s async for s in sdk(rag_gateway, api_key=ADMIN_KEY).vector_stores.list()] != []
 
 
 async def test_ingest_needs_a_key(tmp_path: Path) -> None:

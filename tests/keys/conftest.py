@@ -21,8 +21,7 @@ from gateway.keys.auth import Authenticator
 from gateway.keys.routes import KeyAdmin, router
 from gateway.keys.store import KeyStore
 from gateway.upstream.registry import Registry
-
-ADMIN = "adm-secret-for-tests"
+from tests.admin import ADMIN_KEY
 
 
 @dataclass
@@ -32,14 +31,6 @@ class KeysApp:
     auth: Authenticator
     db: AsyncEngine
     settings: Settings
-
-    def admin(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {ADMIN}"}
-
-    async def create(self, **body: Any) -> dict[str, Any]:
-        response = await self.client.post("/admin/keys", json=body, headers=self.admin())
-        assert response.status_code == 201, response.text
-        return response.json()  # type: ignore[no-any-return]
 
     async def sql(self, *statements: str, **params: Any) -> None:
         """Statements run in one transaction (a NOTIFY among them is sent on commit)."""
@@ -65,7 +56,7 @@ def make_app(settings: Settings, db: AsyncEngine, auth: Authenticator) -> FastAP
 
 
 async def start_keys_app(database_url: str, **overrides: Any) -> KeysApp:
-    settings = Settings(database_url=database_url, admin_key=ADMIN, **overrides)
+    settings = Settings(database_url=database_url, admin_key=ADMIN_KEY, **overrides)
     db = create_engine(database_url, pool_size=2)
     auth = Authenticator(settings, session_factory(db))
     await auth.start()

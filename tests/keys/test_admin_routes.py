@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.keys.conftest import ADMIN, KeysApp
+from tests.admin import ADMIN_KEY, admin_headers, create_key
+from tests.keys.conftest import KeysApp
 
 
 def _openai_error(body: dict[str, object]) -> dict[str, object]:
@@ -22,8 +23,9 @@ async def test_lifecycle_create_list_get_revoke(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     expires = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0)
-    created = await keys_app.create(
-        name="ci",
+    created = await create_key(
+        keys_app.client,
+        "ci",
         models=["gpt-4o-mini", "other"],
         rpm=60,
         tpm=10_000,
@@ -33,30 +35,30 @@ async def test_lifecycle_create_list_get_revoke(
         expires_at=expires.isoformat(),
         metadata={"team": "ml"},
     )
-    secret, key_id = created["key"], created["id"]
+    secret, key_id = created.secret, created.id
     assert secret.startswith("sk-gw-") and key_id.startswith("key_")
-    assert created["prefix"] == secret[:12] and created["owner"] == key_id
-    assert created["models"] == ["smollm2", "other"]  # aliases resolved at creation
-    assert created["status"] == "active" and created["revoked_at"] is None
-    assert datetime.fromisoformat(created["expires_at"]) == expires
-    assert datetime.fromisoformat(created["created_at"]).tzinfo is not None
-    assert created["metadata"] == {"team": "ml"}
+    assert created.record["prefix"] == secret[:12] and created.record["owner"] == key_id
+    assert created.record["models"] == ["smollm2", "other"]  # aliases resolved at creation
+    assert created.record["status"] == "active" and created.record["revoked_at"] is None
+    assert datetime.fromisoformat(created.record["expires_at"]) == expires
+    assert datetime.fromisoformat(created.record["created_at"]).tzinfo is not None
+    assert created.record["metadata"] == {"team": "ml"}
 
     # The key works on /v1 with the models it was given.
     me = await keys_app.client.get("/v1/whoami", headers={"authorization": f"Bearer {secret}"})
     assert me.json() == {"id": key_id, "models": ["other", "smollm2"]}
 
-    listed = await keys_app.client.get("/admin/keys", headers=keys_app.admin())
+    listed = await keys_app.client.get("/admin/keys", headers=admin_headers())
     assert listed.status_code == 200 and listed.json()["object"] == "list"
     assert [k["id"] for k in listed.json()["data"]] == [key_id]
     assert secret not in listed.text and "key" not in listed.json()["data"][0]
 
-    one = await keys_app.client.get(f"/admin/keys/{key_id}", headers=keys_app.admin())
+    one = await keys_app.client.get(f"/admin/keys/{key_id}", headers=admin_headers())
     assert one.status_code == 200 and one.json()["rpm"] == 60 and secret not in one.text
 
-    revoked = await keys_app.client.delete(f"/admin/keys/{key_id}", headers=keys_app.admin())
+    revoked = await keys_app.client.delete(f"/admin/keys/{key_id}", headers=admin_headers())
     assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
-    again = await keys_app.client.delete(f"/admin/keys/{key_id}", headers=keys_app.admin())
+    again = await keys_app.client.delete(f"/admin/keys/{key_id}", headers=admin_headers())
     assert again.status_code == 200
     assert again.json()["revoked_at"] == revoked.json()["revoked_at"]  # idempotent
 
@@ -68,16 +70,16 @@ async def test_lifecycle_create_list_get_revoke(
 
 
 async def test_minimal_key_has_no_limits(keys_app: KeysApp) -> None:
-    created = await keys_app.create(name="open")
+    created = await create_key(keys_app.client, "open")
     for field in ("models", "rpm", "tpm", "max_parallel", "daily_tokens", "expires_at"):
-        assert created[field] is None
-    assert created["metadata"] == {}
+        assert created.record[field] is None
+    assert created.record["metadata"] == {}
 
 
 async def test_unknown_ids_are_404_openai_shaped(keys_app: KeysApp) -> None:
     for method in ("GET", "DELETE"):
         response = await keys_app.client.request(
-            method, "/admin/keys/key_nope", headers=keys_app.admin()
+            method, "/admin/keys/key_nope", headers=admin_headers()
         )
         assert response.status_code == 404
         error = _openai_error(response.json())
@@ -99,25 +101,25 @@ async def test_unknown_ids_are_404_openai_shaped(keys_app: KeysApp) -> None:
 async def test_invalid_bodies_are_400_with_param(
     keys_app: KeysApp, body: dict[str, object], param: str
 ) -> None:
-    response = await keys_app.client.post("/admin/keys", json=body, headers=keys_app.admin())
+    response = await keys_app.client.post("/admin/keys", json=body, headers=admin_headers())
     assert response.status_code == 400
     error = _openai_error(response.json())
     assert error["type"] == "invalid_request_error" and error["param"] == param
 
 
 async def test_admin_routes_need_the_admin_key(keys_app: KeysApp) -> None:
-    user = await keys_app.create(name="user")
+    user = await create_key(keys_app.client, "user")
     cases = [
         ({}, 401),
         ({"authorization": "Basic abc"}, 401),
-        ({"authorization": f"Bearer {user['key']}"}, 403),
+        ({"authorization": f"Bearer {user.secret}"}, 403),
         ({"authorization": "Bearer sk-gw-wrong"}, 403),
-        ({"x-api-key": ADMIN}, 200),
-        ({"api-key": ADMIN}, 200),
+        ({"x-api-key": ADMIN_KEY}, 200),
+        ({"api-key": ADMIN_KEY}, 200),
     ]
     for headers, status in cases:
         response = await keys_app.client.get("/admin/keys", headers=headers)
         assert response.status_code == status, (headers, response.text)
         if status != 200:
             _openai_error(response.json())
-            assert user["key"] not in response.text
+            assert user.secret not in response.text

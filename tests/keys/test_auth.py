@@ -15,7 +15,7 @@ from gateway.keys.auth import ADMIN, Authenticator
 from gateway.keys.schema import KeyCreate
 from gateway.keys.tokens import generate_secret
 from gateway.metrics import Metrics
-from tests.keys.conftest import ADMIN as ADMIN_KEY
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.keys.conftest import KeysApp
 
 
@@ -42,32 +42,32 @@ async def test_every_failure_is_a_401_in_openai_shape(
     keys_app: KeysApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    expired = await keys_app.create(name="old")
-    revoked = await keys_app.create(name="gone")
+    expired = await create_key(keys_app.client, "old")
+    revoked = await create_key(keys_app.client, "gone")
     await keys_app.sql(
         "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = :id",
-        id=expired["id"],
+        id=expired.id,
     )
-    keys_app.auth.invalidate(expired["id"])  # direct SQL sends no NOTIFY
-    await keys_app.client.delete(f"/admin/keys/{revoked['id']}", headers=keys_app.admin())
+    keys_app.auth.invalidate(expired.id)  # direct SQL sends no NOTIFY
+    await keys_app.client.delete(f"/admin/keys/{revoked.id}", headers=admin_headers())
 
     await _refused(keys_app, {}, "You didn't provide an API key")
     await _refused(keys_app, {"authorization": "Bearer"}, "You didn't provide an API key")
     await _refused(keys_app, {"authorization": "Basic dXNlcjpwdw=="}, "You didn't provide")
     await _refused(keys_app, {"authorization": f"Bearer {generate_secret()}"}, "Incorrect API key")
     await _refused(keys_app, {"authorization": "Bearer sk-proj-abcdef123456"}, "Incorrect API key")
-    await _refused(keys_app, {"authorization": f"Bearer {expired['key']}"}, "This API key has exp")
-    await _refused(keys_app, {"authorization": f"Bearer {revoked['key']}"}, "This API key has bee")
-    for secret in (expired["key"], revoked["key"]):
+    await _refused(keys_app, {"authorization": f"Bearer {expired.secret}"}, "This API key has exp")
+    await _refused(keys_app, {"authorization": f"Bearer {revoked.secret}"}, "This API key has bee")
+    for secret in (expired.secret, revoked.secret):
         assert secret not in caplog.text
 
 
 async def test_keys_arrive_in_any_of_three_headers(keys_app: KeysApp) -> None:
-    created = await keys_app.create(name="h")
+    created = await create_key(keys_app.client, "h")
     for name in ("authorization", "api-key", "x-api-key"):
-        value = f"Bearer {created['key']}" if name == "authorization" else created["key"]
+        value = f"Bearer {created.secret}" if name == "authorization" else created.secret
         response = await keys_app.client.get("/v1/whoami", headers={name: value})
-        assert response.status_code == 200 and response.json()["id"] == created["id"], name
+        assert response.status_code == 200 and response.json()["id"] == created.id, name
 
 
 async def test_admin_key_is_an_unlimited_admin_record_on_v1(keys_app: KeysApp) -> None:
@@ -85,7 +85,7 @@ async def test_known_and_unknown_keys_are_cached(database_url: str) -> None:
     db = create_engine(database_url, pool_size=2)
     auth = Authenticator(settings, session_factory(db), metrics)
     try:
-        row, secret = await auth.store.create(KeyCreate(name="c"), lambda m: m)
+        row, secret = await auth.store.create(KeyCreate.model_validate({"name": "c"}), lambda m: m)
 
         def count(result: str) -> float:
             value = metrics.registry.get_sample_value(
@@ -123,7 +123,7 @@ async def test_expiry_is_checked_on_every_request_not_only_on_load(database_url:
     clock = [datetime.now(UTC)]
     auth = Authenticator(settings, session_factory(db), wall=lambda: clock[0])
     try:
-        spec = KeyCreate(name="e", expires_at=clock[0] + timedelta(hours=1))
+        spec = KeyCreate.model_validate({"name": "e", "expires_at": clock[0] + timedelta(hours=1)})
         _, secret = await auth.store.create(spec, lambda m: m)
         await auth.check(secret)
         clock[0] += timedelta(hours=2)  # cached, yet past its expiry

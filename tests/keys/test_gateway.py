@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
-from tests.conftest import GatewayFactory
+from tests.admin import ADMIN_KEY, admin_headers, create_key
+from tests.conftest import GatewayFactory, SdkFactory
 from tests.fakes.engine import FakeEngine
 
-MESSAGES = [{"role": "user", "content": "hi"}]
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 async def test_key_lifecycle_through_the_gateway(
-    sdk, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
+    sdk: SdkFactory, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
 ) -> None:
-    gw = await gateway_factory(upstreams=[engine.url], database_url=database_url, admin_key="adm")
-    admin = {"authorization": "Bearer adm"}
+    gw = await gateway_factory(
+        upstreams=[engine.url], database_url=database_url, admin_key=ADMIN_KEY
+    )
+    created = await create_key(gw, "sdk")
+    secret = created.secret
     async with gw.client() as http:
-        created = await http.post("/admin/keys", json={"name": "sdk"}, headers=admin)
-        assert created.status_code == 201, created.text
-        secret, key_id = created.json()["key"], created.json()["id"]
-
         reply = await sdk(gw, api_key=secret).chat.completions.create(
             model="fake-model", messages=MESSAGES
         )
@@ -37,12 +38,16 @@ async def test_key_lifecycle_through_the_gateway(
         assert missing.json()["error"]["message"].startswith("You didn't provide an API key")
 
         # The admin key works on /v1 too.
-        await sdk(gw, api_key="adm").chat.completions.create(model="fake-model", messages=MESSAGES)
+        await sdk(gw, api_key=ADMIN_KEY).chat.completions.create(
+            model="fake-model", messages=MESSAGES
+        )
 
         forbidden = await http.get("/admin/keys", headers={"authorization": f"Bearer {secret}"})
         assert forbidden.status_code == 403
 
-        assert (await http.delete(f"/admin/keys/{key_id}", headers=admin)).status_code == 200
+        assert (
+            await http.delete(f"/admin/keys/{created.id}", headers=admin_headers())
+        ).status_code == 200
         with pytest.raises(openai.AuthenticationError):
             await sdk(gw, api_key=secret).chat.completions.create(
                 model="fake-model", messages=MESSAGES

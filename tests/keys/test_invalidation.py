@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from gateway.errors import AuthenticationError
+from tests.admin import admin_headers, create_key
 from tests.keys.conftest import KeysApp, start_keys_app, stop_keys_app
 
 
@@ -38,45 +39,45 @@ async def test_revocation_reaches_the_other_replica_within_a_second(
     replicas: tuple[KeysApp, KeysApp],
 ) -> None:
     a, b = replicas
-    created = await a.create(name="shared")
-    assert (await a.auth.check(created["key"])).id == created["id"]
-    assert (await b.auth.check(created["key"])).id == created["id"]  # now cached on B
+    created = await create_key(a.client, "shared")
+    assert (await a.auth.check(created.secret)).id == created.id
+    assert (await b.auth.check(created.secret)).id == created.id  # now cached on B
 
-    response = await a.client.delete(f"/admin/keys/{created['id']}", headers=a.admin())
+    response = await a.client.delete(f"/admin/keys/{created.id}", headers=admin_headers())
     assert response.status_code == 200
-    elapsed = await _refused_within(b, created["key"], 1.0)
+    elapsed = await _refused_within(b, created.secret, 1.0)
     assert elapsed < 1.0
     with pytest.raises(AuthenticationError, match="revoked"):
-        await a.auth.check(created["key"])
+        await a.auth.check(created.secret)
 
 
 async def test_any_notified_change_is_reloaded(replicas: tuple[KeysApp, KeysApp]) -> None:
     a, b = replicas
-    created = await a.create(name="limits", rpm=10)
-    assert (await b.auth.check(created["key"])).rpm == 10
+    created = await create_key(a.client, "limits", rpm=10)
+    assert (await b.auth.check(created.secret)).rpm == 10
     await a.sql(
         "UPDATE api_keys SET rpm = 99 WHERE id = :id",
         "SELECT pg_notify('gateway_keys', :id)",
-        id=created["id"],
+        id=created.id,
     )
     for _ in range(100):
-        if (await b.auth.check(created["key"])).rpm == 99:
+        if (await b.auth.check(created.secret)).rpm == 99:
             break
         await asyncio.sleep(0.01)
-    assert (await b.auth.check(created["key"])).rpm == 99
+    assert (await b.auth.check(created.secret)).rpm == 99
 
 
 async def test_a_reconnected_listener_forgets_everything(
     replicas: tuple[KeysApp, KeysApp],
 ) -> None:
     a, b = replicas
-    created = await a.create(name="quiet")
-    await b.auth.check(created["key"])
+    created = await create_key(a.client, "quiet")
+    await b.auth.check(created.secret)
     assert b.auth.listener is not None and b.auth.listener.connections == 1
 
     # A change nobody announces, then B's listener loses its connection: on reconnecting
     # it cannot know what it missed, so it must drop its cache.
-    await a.sql("UPDATE api_keys SET revoked_at = now() WHERE id = :id", id=created["id"])
+    await a.sql("UPDATE api_keys SET revoked_at = now() WHERE id = :id", id=created.id)
     await a.sql(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
@@ -87,4 +88,4 @@ async def test_a_reconnected_listener_forgets_everything(
         await asyncio.sleep(0.01)
     assert b.auth.listener.connections >= 2
     with pytest.raises(AuthenticationError, match="revoked"):
-        await b.auth.check(created["key"])
+        await b.auth.check(created.secret)

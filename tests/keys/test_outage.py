@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -22,26 +21,43 @@ from gateway.errors import AuthenticationError, DatabaseUnavailable
 from gateway.keys.auth import Authenticator
 from gateway.keys.schema import KeyCreate
 from gateway.keys.tokens import generate_secret
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.keys.conftest import make_app
+from tests.postgres import new_server, stop_server
+
+if TYPE_CHECKING:
+    from pgserver.postgres_server import PostgresServer
 
 
 @pytest.fixture
-def own_pg(tmp_path: Path) -> Iterator[Any]:
-    import pgserver
-
-    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="delete")
+def own_pg() -> Iterator[PostgresServer]:
+    server = new_server()
     upgrade(server.get_uri())
     yield server
     server.cleanup()
 
 
-def _stop(server: Any) -> None:
-    from pgserver._commands import pg_ctl
+async def listening(auth: Authenticator) -> int:
+    """Once the key listener is connected: the cache's generation (one more per NOTIFY)."""
+    assert auth.listener is not None
+    for _ in range(200):
+        if auth.listener.connected:
+            return auth.cache.generation
+        await asyncio.sleep(0.05)
+    raise AssertionError("the key listener did not connect")
 
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+async def notified(auth: Authenticator, generation: int) -> None:
+    for _ in range(200):
+        if auth.cache.generation >= generation:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the creations' NOTIFYs did not arrive")
 
 
-async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(own_pg: Any) -> None:
+async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(
+    own_pg: PostgresServer,
+) -> None:
     url = own_pg.get_uri()
     settings = Settings(database_url=url, key_cache_ttl_s=60, db_outage_grace_s=600)
     db = create_engine(url, pool_size=2)
@@ -51,11 +67,18 @@ async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(own_pg: An
     app = make_app(settings, db, auth)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     try:
-        known_row, known = await auth.store.create(KeyCreate(name="known"), lambda m: m)
-        _, uncached = await auth.store.create(KeyCreate(name="uncached"), lambda m: m)
+        seen = await listening(auth)
+        known_row, known = await auth.store.create(
+            KeyCreate.model_validate({"name": "known"}), lambda m: m
+        )
+        _, uncached = await auth.store.create(
+            KeyCreate.model_validate({"name": "uncached"}), lambda m: m
+        )
+        # A lookup racing a creation's NOTIFY is rightly not cached: let both arrive first.
+        await notified(auth, seen + 2)
         assert (await auth.check(known)).id == known_row.id
 
-        await asyncio.to_thread(_stop, own_pg)
+        await asyncio.to_thread(stop_server, own_pg)
 
         now[0] += 30  # fresh: no query at all
         assert (await auth.check(known)).id == known_row.id
@@ -95,16 +118,16 @@ async def test_cached_keys_survive_an_outage_and_unknown_keys_get_503(own_pg: An
         await db.dispose()
 
 
-async def test_admin_api_reports_an_unreachable_database_as_503(own_pg: Any) -> None:
+async def test_admin_api_reports_an_unreachable_database_as_503(own_pg: PostgresServer) -> None:
     url = own_pg.get_uri()
-    settings = Settings(database_url=url, admin_key="adm")
+    settings = Settings(database_url=url, admin_key=ADMIN_KEY)
     db = create_engine(url, pool_size=1)
     auth = Authenticator(settings, session_factory(db))
     app = make_app(settings, db, auth)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     try:
-        await asyncio.to_thread(_stop, own_pg)
-        headers = {"authorization": "Bearer adm"}
+        await asyncio.to_thread(stop_server, own_pg)
+        headers = admin_headers()
         for method, path in (("GET", "/admin/keys"), ("POST", "/admin/keys")):
             response = await client.request(method, path, headers=headers, json={"name": "n"})
             assert response.status_code == 503, response.text

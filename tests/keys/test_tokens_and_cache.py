@@ -78,10 +78,12 @@ def test_invalidation_drops_the_key_and_refuses_answers_read_before_it() -> None
 
 def test_key_create_validates_like_the_api_documents() -> None:
     future = datetime.now(UTC) + timedelta(days=1)
-    spec = KeyCreate(name=" ci ", models=["a", "b", "a"], rpm=5, expires_at=future)
+    spec = KeyCreate.model_validate(
+        {"name": " ci ", "models": ["a", "b", "a"], "rpm": 5, "expires_at": future}
+    )
     assert spec.name == "ci"
     assert spec.resolved_models(lambda m: {"a": "b"}.get(m, m)) == ["b"]
-    naive = KeyCreate(name="n", expires_at=future.replace(tzinfo=None))
+    naive = KeyCreate.model_validate({"name": "n", "expires_at": future.replace(tzinfo=None)})
     assert naive.expires_at is not None and naive.expires_at.tzinfo is not None
     for bad in (
         {"name": ""},

@@ -27,19 +27,19 @@ def busy_port() -> Iterator[int]:
         yield sock.getsockname()[1]
 
 
-def test_a_port_in_use_is_named(busy_port):
+def test_a_port_in_use_is_named(busy_port: int) -> None:
     with pytest.raises(LocalStackError, match=f"port {busy_port} on 127.0.0.1 is already in use"):
         check_port_free("127.0.0.1", busy_port)
 
 
-def test_a_free_port_passes():
+def test_a_free_port_passes() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     check_port_free("127.0.0.1", port)
 
 
-def test_missing_engine_says_what_to_install():
+def test_missing_engine_says_what_to_install() -> None:
     with pytest.raises(LocalStackError) as caught:
         check_engine_installed(lambda name: None if name == "vllm" else object())
     message = str(caught.value)
@@ -49,7 +49,7 @@ def test_missing_engine_says_what_to_install():
     assert "--upstream" in message
 
 
-def test_installed_engine_passes():
+def test_installed_engine_passes() -> None:
     check_engine_installed(lambda name: object())
 
 
@@ -71,7 +71,7 @@ class _Models(BaseHTTPRequestHandler):
         pass
 
 
-def test_served_models_of_an_upstream():
+def test_served_models_of_an_upstream() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Models)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -82,7 +82,7 @@ def test_served_models_of_an_upstream():
         server.server_close()
 
 
-def test_an_unreachable_upstream_is_named(busy_port):
+def test_an_unreachable_upstream_is_named(busy_port: int) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = sock.getsockname()[1]
@@ -90,7 +90,9 @@ def test_an_unreachable_upstream_is_named(busy_port):
         served_models(f"http://127.0.0.1:{closed}", timeout=2)
 
 
-def test_up_fails_on_a_busy_port_before_starting_anything(tmp_path: Path, busy_port, capsys):
+def test_up_fails_on_a_busy_port_before_starting_anything(
+    tmp_path: Path, busy_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
     import sys
 
     options = UpOptions(data_dir=tmp_path / "data", model_cache=tmp_path / "m", port=busy_port)
@@ -102,7 +104,7 @@ def test_up_fails_on_a_busy_port_before_starting_anything(tmp_path: Path, busy_p
     assert "stopping" not in capsys.readouterr().out
 
 
-def test_served_models_of_an_engine_that_requires_a_key():
+def test_served_models_of_an_engine_that_requires_a_key() -> None:
     class Guarded(_Models):
         key = "sk-engine-1"
 

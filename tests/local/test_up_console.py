@@ -15,7 +15,7 @@ class Clock:
         return self.now
 
 
-def test_steps_carry_the_seconds_since_start():
+def test_steps_carry_the_seconds_since_start() -> None:
     out, clock = io.StringIO(), Clock()
     console = Console(out, tty=False, clock=clock)
     clock.now += 61.6
@@ -23,7 +23,7 @@ def test_steps_carry_the_seconds_since_start():
     assert out.getvalue() == "[   62 s] engine ready\n"
 
 
-def test_status_into_a_pipe_is_a_plain_line_every_few_seconds():
+def test_status_into_a_pipe_is_a_plain_line_every_few_seconds() -> None:
     out, clock = io.StringIO(), Clock()
     console = Console(out, tty=False, every_s=10, clock=clock)
     for _ in range(40):  # 20 s of polling every 0.5 s
@@ -34,7 +34,7 @@ def test_status_into_a_pipe_is_a_plain_line_every_few_seconds():
     assert "\r" not in out.getvalue()
 
 
-def test_status_on_a_terminal_spins_in_place_and_steps_clear_it():
+def test_status_on_a_terminal_spins_in_place_and_steps_clear_it() -> None:
     out, clock = io.StringIO(), Clock()
     console = Console(out, tty=True, clock=clock)
     console.status("waiting")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import stat
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
 
 from gateway.db.engine import create_engine
 from gateway.keys.store import KeyStore
@@ -12,9 +15,11 @@ from gateway.keys.tokens import hash_secret, looks_like_key
 from gateway.local.datadir import DataDir, write_secret
 from gateway.local.localkey import KEY_NAME, ensure_local_key
 
+T = TypeVar("T")
 
-def store_call(database_url: str, action):  # type: ignore[no-untyped-def]
-    async def run():  # type: ignore[no-untyped-def]
+
+def store_call(database_url: str, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    async def run() -> T:
         engine = create_engine(database_url, pool_size=1)
         try:
             return await action(KeyStore(engine))
@@ -24,7 +29,7 @@ def store_call(database_url: str, action):  # type: ignore[no-untyped-def]
     return asyncio.run(run())
 
 
-def test_created_once_then_reused(database_url, tmp_path):
+def test_created_once_then_reused(database_url: str, tmp_path: Path) -> None:
     data = DataDir(tmp_path)
     secret, created = ensure_local_key(database_url, data)
     assert created and looks_like_key(secret)
@@ -38,17 +43,19 @@ def test_created_once_then_reused(database_url, tmp_path):
     assert rows[0].models is None and rows[0].rpm is None  # every model, no limits
 
 
-def test_a_revoked_key_is_replaced(database_url, tmp_path):
+def test_a_revoked_key_is_replaced(database_url: str, tmp_path: Path) -> None:
     data = DataDir(tmp_path)
     secret, _ = ensure_local_key(database_url, data)
     record = store_call(database_url, lambda store: store.find_by_hash(hash_secret(secret)))
-    store_call(database_url, lambda store: store.revoke(record.id))
+    assert record is not None
+    key_id = record.id
+    store_call(database_url, lambda store: store.revoke(key_id))
     fresh, created = ensure_local_key(database_url, data)
     assert created and fresh != secret
     assert data.api_key_file.read_text().strip() == fresh
 
 
-def test_a_key_from_another_database_is_replaced(database_url, tmp_path):
+def test_a_key_from_another_database_is_replaced(database_url: str, tmp_path: Path) -> None:
     # The database was reset (or the file copied from another box): the kept secret is unknown.
     data = DataDir(tmp_path)
     write_secret(data.api_key_file, "sk-gw-" + "x" * 43)

@@ -19,13 +19,13 @@ def signals() -> Iterator[Signals]:
     handler.restore()
 
 
-def test_a_signal_raises_stop(signals):
+def test_a_signal_raises_stop(signals: Signals) -> None:
     with pytest.raises(Stop) as caught:
         os.kill(os.getpid(), signal.SIGTERM)
     assert caught.value.signum == signal.SIGTERM
 
 
-def test_a_signal_during_a_spawn_is_raised_after_it(signals):
+def test_a_signal_during_a_spawn_is_raised_after_it(signals: Signals) -> None:
     done = []
     with pytest.raises(Stop), signals.deferred():
         os.kill(os.getpid(), signal.SIGINT)
@@ -34,14 +34,16 @@ def test_a_signal_during_a_spawn_is_raised_after_it(signals):
     assert signals.received == signal.SIGINT
 
 
-def test_signals_while_stopping_are_only_remembered(signals, capsys):
+def test_signals_while_stopping_are_only_remembered(
+    signals: Signals, capsys: pytest.CaptureFixture[str]
+) -> None:
     signals.stopping()
     os.kill(os.getpid(), signal.SIGINT)
     assert signals.received == signal.SIGINT
     assert "still stopping" in capsys.readouterr().err
 
 
-def test_handlers_are_restored():
+def test_handlers_are_restored() -> None:
     before = signal.getsignal(signal.SIGTERM)
     handler = Signals()
     handler.install()
@@ -49,7 +51,7 @@ def test_handlers_are_restored():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_exit_codes():
+def test_exit_codes() -> None:
     assert exit_code(signal.SIGINT) == 130
     assert exit_code(signal.SIGTERM) == 0
     assert exit_code(signal.SIGHUP) == 0

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.admin import ADMIN_KEY
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine
-
-ADMIN = "admin-secret-for-rag-tests"
 
 RagFactory = Callable[..., Awaitable[RunningGateway]]
 
@@ -31,7 +30,7 @@ def rag_factory(gateway_factory: GatewayFactory, embedder: FakeEmbedder) -> RagF
         settings: dict[str, Any] = {
             "upstreams": [embedder.url],
             "embedding_model": embedder.model,
-            "admin_key": ADMIN,
+            "admin_key": ADMIN_KEY,
             "ingest_poll_s": 0.2,
             **overrides,
         }
@@ -50,10 +49,3 @@ async def rag_gateway(rag_factory: RagFactory, database_url: str) -> RunningGate
 async def stop_worker(gw: RunningGateway) -> None:
     if gw.state.ingest is not None:
         await gw.state.ingest.stop()
-
-
-async def create_key(gw: RunningGateway, name: str = "test") -> str:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        response = await client.post("/admin/keys", json={"name": name})
-    assert response.status_code == 201, response.text
-    return str(response.json()["key"])

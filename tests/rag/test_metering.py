@@ -14,21 +14,14 @@ import pytest
 from gateway.db.url import libpq_url
 from gateway.rag.ingestion.worker import IngestWorker
 from gateway.rag.metering import INGEST_ROUTE, SEARCH_ROUTE
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import RunningGateway
 from tests.fakes.embedder import FakeEmbedder, count_tokens
 from tests.fakes.engine import FakeEngine
-from tests.rag.conftest import ADMIN, RagFactory, stop_worker
+from tests.rag.conftest import RagFactory, stop_worker
 
 DOC = b"The boiler is serviced every October by the caretaker.\n\nThe code is 4711.\n"
 CHAT = "/v1/chat/completions"
-
-
-async def new_key(gw: RunningGateway, **fields: Any) -> tuple[str, str]:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        response = await client.post("/admin/keys", json={"name": "m", **fields})
-    assert response.status_code == 201, response.text
-    body = response.json()
-    return body["key"], body["id"]
 
 
 def events(database_url: str) -> list[dict[str, Any]]:
@@ -42,8 +35,7 @@ def events(database_url: str) -> list[dict[str, Any]]:
 
 
 async def flushed(gw: RunningGateway, database_url: str) -> list[dict[str, Any]]:
-    assert gw.state.storage is not None
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
     return events(database_url)
 
 
@@ -85,8 +77,8 @@ async def test_a_key_without_the_embedding_model_gets_no_retrieval(
     chat_engine: FakeEngine,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    secret, key_id = await new_key(gw, models=["fake-model"])  # chat only
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    key = await create_key(gw, "m", models=["fake-model"])  # chat only
+    async with gw.client(headers=key.headers) as client:
         ids = await store_with_file(client)
         job = await settled(client, ids)
         search = await client.post(
@@ -98,7 +90,7 @@ async def test_a_key_without_the_embedding_model_gets_no_retrieval(
         )
     assert job["status"] == "failed"
     assert job["last_error"]["code"] == "model_not_allowed"
-    assert key_id in job["last_error"]["message"] and "fake-embed" in job["last_error"]["message"]
+    assert key.id in job["last_error"]["message"] and "fake-embed" in job["last_error"]["message"]
     for refused in (search, chat):
         assert refused.status_code == 403
         error = refused.json()["error"]
@@ -118,8 +110,8 @@ async def test_an_allowed_key_pays_for_every_embedding(
     chat_engine: FakeEngine,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    secret, key_id = await new_key(gw)
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    key = await create_key(gw, "m")
+    async with gw.client(headers=key.headers) as client:
         ids = await store_with_file(client)
         assert (await settled(client, ids))["status"] == "completed"
         search = await client.post(
@@ -134,7 +126,7 @@ async def test_an_allowed_key_pays_for_every_embedding(
     assert chat.status_code == 200
     rows = await flushed(gw, database_url)
     embedded = [r for r in rows if r["model"] == "fake-embed"]
-    assert {r["key_id"] for r in embedded} == {key_id}
+    assert {r["key_id"] for r in embedded} == {key.id}
     assert all(r["status"] == 200 and r["completion_tokens"] == 0 for r in embedded)
     by_route = {r["route"]: r for r in embedded}
     assert set(by_route) == {INGEST_ROUTE, SEARCH_ROUTE, CHAT}
@@ -147,7 +139,7 @@ async def test_an_allowed_key_pays_for_every_embedding(
     assert by_route[CHAT]["prompt_tokens"] == count_tokens("When is the boiler serviced?")
     chat_events = [r for r in rows if r["model"] == "fake-model"]
     assert [(r["request_id"], r["key_id"], r["status"]) for r in chat_events] == [
-        ("chat-1", key_id, 200)
+        ("chat-1", key.id, 200)
     ]
 
 
@@ -155,7 +147,7 @@ async def test_the_admin_key_is_unlimited_and_metered_as_admin(
     rag_factory: RagFactory, database_url: str, sdk: Any
 ) -> None:
     gw = await rag_factory(database_url)
-    client = sdk(gw, api_key=ADMIN)
+    client = sdk(gw, api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="admin's")
     await client.vector_stores.files.upload_and_poll(
         vector_store_id=store.id, file=("a.txt", io.BytesIO(DOC))
@@ -172,8 +164,8 @@ async def test_search_takes_the_keys_limits(
     rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder
 ) -> None:
     gw = await rag_factory(database_url)
-    secret, _ = await new_key(gw, rpm=2)
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    key = await create_key(gw, "m", rpm=2)
+    async with gw.client(headers=key.headers) as client:
         store = (await client.post("/v1/vector_stores", json={"name": "s"})).json()["id"]
         answers = [
             await client.post(f"/v1/vector_stores/{store}/search", json={"query": "q"})
@@ -195,9 +187,9 @@ async def test_a_rate_limited_ingestion_waits_instead_of_failing(
     chat_engine: FakeEngine,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    secret, _ = await new_key(gw, max_parallel=1)
+    key = await create_key(gw, "m", max_parallel=1)
     chat_engine.behaviour.first_delay = 2.0  # holds the key's only slot for 2 s
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    async with gw.client(headers=key.headers) as client:
         busy = asyncio.create_task(
             client.post(
                 CHAT, json={"model": "fake-model", "messages": [{"role": "user", "content": "x"}]}
@@ -219,9 +211,9 @@ async def test_ingestion_stops_when_the_quota_is_spent(
     rag_factory: RagFactory, database_url: str
 ) -> None:
     gw = await rag_factory(database_url, embedding_batch_size=1)
-    secret, key_id = await new_key(gw, daily_tokens=5)
+    key = await create_key(gw, "m", daily_tokens=5)
     doc = b"\n\n".join(b"paragraph %d " % i + b"word " * 150 for i in range(6))
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    async with gw.client(headers=key.headers) as client:
         store = (await client.post("/v1/vector_stores", json={"name": "s"})).json()["id"]
         upload = await client.post(
             "/v1/files", files={"file": ("long.txt", doc)}, data={"purpose": "assistants"}
@@ -240,7 +232,7 @@ async def test_ingestion_stops_when_the_quota_is_spent(
         job = await settled(client, {"store": store, "file": file_id})
     assert job["status"] == "failed"
     assert job["last_error"]["code"] == "insufficient_quota"
-    assert key_id in job["last_error"]["message"]
+    assert key.id in job["last_error"]["message"]
     with psycopg.connect(libpq_url(database_url)) as conn:
         staged = conn.execute("SELECT count(*) FROM chunk_staging").fetchone()
         visible = conn.execute("SELECT count(*) FROM chunks").fetchone()
@@ -253,23 +245,23 @@ async def test_ingestion_by_a_key_that_is_gone_fails_clearly(
 ) -> None:
     gw = await rag_factory(database_url)
     await stop_worker(gw)
-    secret, key_id = await new_key(gw)
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    key = await create_key(gw, "m")
+    async with gw.client(headers=key.headers) as client:
         ids = await store_with_file(client)
     with psycopg.connect(libpq_url(database_url)) as conn:
         if how == "revoked":
-            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (key_id,))
+            conn.execute("UPDATE api_keys SET revoked_at = now() WHERE id = %s", (key.id,))
         else:
-            conn.execute("DELETE FROM api_keys WHERE id = %s", (key_id,))
+            conn.execute("DELETE FROM api_keys WHERE id = %s", (key.id,))
     worker = IngestWorker(gw.retrieval, poll_s=0.1)
     worker.start()
     try:
-        async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+        async with gw.client(headers=admin_headers()) as admin:
             job = await settled(admin, ids)
     finally:
         await worker.stop()
     assert job["status"] == "failed" and job["last_error"]["code"] == "invalid_api_key"
-    assert key_id in job["last_error"]["message"]
+    assert key.id in job["last_error"]["message"]
 
 
 async def test_file_search_within_a_chat_counts_tokens_not_another_request(
@@ -279,20 +271,20 @@ async def test_file_search_within_a_chat_counts_tokens_not_another_request(
     chat_engine: FakeEngine,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    admin = {"authorization": f"Bearer {ADMIN}"}
+    admin = admin_headers()
     async with gw.client(headers=admin) as client:
         ids = await store_with_file(client)
         await settled(client, ids)
     # One request a minute, one at a time: the chat's own embedding must not need a second.
-    secret, key_id = await new_key(gw, rpm=1, max_parallel=1)
+    key = await create_key(gw, "m", rpm=1, max_parallel=1)
     with psycopg.connect(libpq_url(database_url)) as conn:  # share the admin's store
-        conn.execute("UPDATE vector_stores SET owner = %s", (key_id,))
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+        conn.execute("UPDATE vector_stores SET owner = %s", (key.id,))
+    async with gw.client(headers=key.headers) as client:
         first = await client.post(CHAT, json=file_search(ids["store"]))
         second = await client.post(CHAT, json=file_search(ids["store"]))
     assert first.status_code == 200, first.text
     assert second.status_code == 429  # the key's one request a minute is spent
-    rows = [r for r in await flushed(gw, database_url) if r["key_id"] == key_id]
+    rows = [r for r in await flushed(gw, database_url) if r["key_id"] == key.id]
     assert sorted((r["model"], r["status"]) for r in rows) == [
         ("fake-embed", 200),
         ("fake-model", 200),
@@ -304,9 +296,9 @@ async def test_a_chunk_larger_than_the_keys_tpm_fails_the_file_clearly(
     rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder
 ) -> None:
     gw = await rag_factory(database_url)
-    secret, key_id = await new_key(gw, tpm=5)  # DOC is ~70 bytes: ~17 tokens reserved
-    async with gw.client(headers={"authorization": f"Bearer {secret}"}) as client:
+    key = await create_key(gw, "m", tpm=5)  # DOC is ~70 bytes: ~17 tokens reserved
+    async with gw.client(headers=key.headers) as client:
         job = await settled(client, await store_with_file(client))
     assert job["status"] == "failed" and job["last_error"]["code"] == "rate_limit_exceeded"
-    assert "tpm" in job["last_error"]["message"] and key_id in job["last_error"]["message"]
+    assert "tpm" in job["last_error"]["message"] and key.id in job["last_error"]["message"]
     assert embedder.seen.embedding_requests == 0

@@ -12,14 +12,15 @@ from gateway.errors import NotFound
 from gateway.keys.record import KeyRecord
 from gateway.rag.metering import SEARCH_ROUTE, Payer
 from gateway.rag.search.hybrid import search_stores
-from tests.conftest import RunningGateway
-from tests.rag.conftest import ADMIN, create_key
+from tests.admin import ADMIN_KEY, create_key
+from tests.conftest import RunningGateway, SdkFactory
+from tests.rag.conftest import RagFactory
 
 
-async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk) -> None:
-    alice = sdk(rag_gateway, api_key=await create_key(rag_gateway, "alice"))
-    bob = sdk(rag_gateway, api_key=await create_key(rag_gateway, "bob"))
-    admin = sdk(rag_gateway, api_key=ADMIN)
+async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk: SdkFactory) -> None:
+    alice = sdk(rag_gateway, api_key=(await create_key(rag_gateway, "alice")).secret)
+    bob = sdk(rag_gateway, api_key=(await create_key(rag_gateway, "bob")).secret)
+    admin = sdk(rag_gateway, api_key=ADMIN_KEY)
 
     store = await alice.vector_stores.create(name="private")
     done = await alice.vector_stores.files.upload_and_poll(
@@ -69,7 +70,9 @@ async def test_keys_only_reach_their_own_data(rag_gateway: RunningGateway, sdk) 
     assert (await admin.vector_stores.delete(store.id)).deleted
 
 
-async def test_without_a_database_retrieval_says_what_it_needs(rag_factory, sdk) -> None:
+async def test_without_a_database_retrieval_says_what_it_needs(
+    rag_factory: RagFactory, sdk: SdkFactory
+) -> None:
     gw = await rag_factory(None)
     async with httpx.AsyncClient(base_url=gw.url) as client:
         for method, path in (

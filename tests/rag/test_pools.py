@@ -9,8 +9,9 @@ import time
 
 from sqlalchemy import text
 
+from tests.admin import admin_headers, create_key
 from tests.fakes.embedder import FakeEmbedder
-from tests.rag.conftest import ADMIN, RagFactory, create_key
+from tests.rag.conftest import RagFactory
 
 
 async def test_a_full_retrieval_pool_starves_nothing_else(
@@ -18,9 +19,9 @@ async def test_a_full_retrieval_pool_starves_nothing_else(
 ) -> None:
     gw = await rag_factory(database_url, rag_db_pool_size=2)
     rag = gw.state.retrieval
-    assert rag is not None and gw.state.storage is not None
-    admin = {"authorization": f"Bearer {ADMIN}"}
-    newcomer = await create_key(gw, "newcomer")  # not looked up yet: not in the key cache
+    assert rag is not None
+    admin = admin_headers()
+    newcomer = (await create_key(gw, "newcomer")).secret  # not looked up yet: not in the key cache
     embedder.behaviour.delay_s = 0.3
     async with gw.client(headers=admin) as client:
         store = (await client.post("/v1/vector_stores", json={"name": "s"})).json()["id"]
@@ -38,7 +39,7 @@ async def test_a_full_retrieval_pool_starves_nothing_else(
             models = await client.get("/v1/models")  # a key lookup on the gateway's own pool
             lookup_s = time.perf_counter() - began
             ready = await client.get("/readyz")
-            await gw.state.storage.usage.flush()  # usage writes
+            await gw.storage.usage.flush()  # usage writes
             for _ in range(100):  # ingestion, on the worker's pool
                 async with rag.jobs.connect() as conn:
                     status = (

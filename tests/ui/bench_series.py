@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import random
 import statistics
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +21,7 @@ import psycopg
 from gateway.db.engine import create_engine
 from gateway.db.migrate import upgrade
 from gateway.usage.report import SeriesQuery, usage_series
+from tests.postgres import new_server
 
 COLUMNS = (
     "request_id, key_id, model, route, upstream, status, prompt_tokens, completion_tokens,"
@@ -79,7 +79,7 @@ async def measure(url: str, now: datetime, runs: int) -> list[tuple[str, float, 
     results = []
     try:
         for name, params in cases.items():
-            query = SeriesQuery.parse(now=now, **params)  # type: ignore[arg-type]
+            query = SeriesQuery.parse(now=now, **params)
             times = []
             rows = 0
             for _ in range(runs):
@@ -100,9 +100,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    import pgserver
-
-    server = pgserver.get_server(tempfile.mkdtemp(prefix="gateway-bench-"), cleanup_mode="delete")
+    server = new_server("gateway-bench-")
     try:
         server.psql("CREATE DATABASE bench;")
         from sqlalchemy.engine import make_url

@@ -11,12 +11,11 @@ import httpx
 import pytest
 from aiohttp import web
 
+from tests.admin import ADMIN_KEY
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
 from tests.fakes.engine import FakeEngine, free_port
 from tests.ui.browser import browser  # noqa: F401  (the fixture, for every test here)
-
-ADMIN = "admin-secret-for-console-tests-0123456789"
 
 METRICS = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -83,7 +82,7 @@ async def console_gateway(
     gw = await gateway_factory(
         upstreams=[engine.url, embedder.url, gauge_engine.url],
         database_url=database_url,
-        admin_key=ADMIN,
+        admin_key=ADMIN_KEY,
         embedding_model=embedder.model,
         usage_flush_interval_s=0.2,
         ingest_poll_s=0.2,
@@ -97,11 +96,11 @@ _TOKEN = re.compile(r'name="(login_token|csrf_token)" value="([^"]+)"')
 def hidden(page: str, name: str) -> str:
     for found, value in _TOKEN.findall(page):
         if found == name:
-            return value
+            return str(value)
     raise AssertionError(f"no {name} in the page")
 
 
-async def sign_in(client: httpx.AsyncClient, key: str = ADMIN) -> httpx.Response:
+async def sign_in(client: httpx.AsyncClient, key: str = ADMIN_KEY) -> httpx.Response:
     """The browser's sign-in, by hand: the form (and its pre-session cookie), then the POST."""
     form = await client.get("/ui/login")
     assert form.status_code == 200, form.text

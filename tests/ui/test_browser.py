@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import RunningGateway
 from tests.ui.browser import Watch, publish, shoot
-from tests.ui.conftest import ADMIN, seed_usage
+from tests.ui.conftest import seed_usage
 
 HANDBOOK = (
     "# Operations handbook\n\n"
@@ -25,7 +26,7 @@ HANDBOOK = (
 
 
 async def _wait_for_usage(gw: RunningGateway, key_id: str, requests: int) -> None:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+    async with gw.client(headers=admin_headers()) as admin:
         for _ in range(100):
             usage = (await admin.get("/admin/usage", params={"key_id": key_id})).json()
             if usage.get("requests", 0) >= requests:
@@ -52,9 +53,9 @@ async def _use_key(gw: RunningGateway, secret: str) -> list[int]:
 async def _history(gw: RunningGateway, database_url: str) -> None:
     """A day of other keys' traffic on other models, for charts with shape."""
     ids = []
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+    async with gw.client(headers=admin_headers()) as admin:
         for name in ("laptop", "nightly-batch"):
-            ids.append((await admin.post("/admin/keys", json={"name": name})).json()["id"])
+            ids.append((await create_key(admin, name)).id)
     seed_usage(database_url, ids, ["llama-3.3-70b", "qwen2.5-32b"])
 
 
@@ -76,7 +77,7 @@ async def test_operator_session(
     await page.goto("/ui")
     assert page.url.endswith("/ui/login?next=/ui/keys")
     await shoot(page, "01-sign-in")
-    await page.keyboard.type(ADMIN)
+    await page.keyboard.type(ADMIN_KEY)
     await page.keyboard.press("Enter")
     await page.wait_for_url(gw.url + "/ui/keys")
     await page.keyboard.press("Tab")
@@ -202,7 +203,7 @@ async def test_phone_width_and_dark_mode(
     page = await context.new_page()
     watch = Watch(page)
     await page.goto("/ui/login")
-    await page.get_by_label("Admin key").fill(ADMIN)
+    await page.get_by_label("Admin key").fill(ADMIN_KEY)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(gw.url + "/ui/keys")
     background = await page.evaluate("getComputedStyle(document.body).backgroundColor")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from gateway.ops.engines import parse_gauges
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import GatewayFactory
 from tests.fakes.engine import FakeEngine
-from tests.ui.conftest import ADMIN, GaugeEngine
+from tests.ui.conftest import GaugeEngine
 
 VLLM_SAMPLE = """# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
@@ -37,8 +38,8 @@ def test_parse_gauges_sums_label_sets_and_skips_the_rest() -> None:
 async def test_engines_report_gauges_and_tolerates_engines_without_them(
     gateway_factory: GatewayFactory, engine: FakeEngine, gauge_engine: GaugeEngine
 ) -> None:
-    gw = await gateway_factory(upstreams=[engine.url, gauge_engine.url], admin_key=ADMIN)
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    gw = await gateway_factory(upstreams=[engine.url, gauge_engine.url], admin_key=ADMIN_KEY)
+    async with gw.client(headers=admin_headers()) as client:
         body = (await client.get("/admin/engines")).json()
     by_url = {e["url"]: e for e in body["data"]}
     gauges = by_url[gauge_engine.url]
@@ -56,9 +57,9 @@ async def test_slow_and_dead_engines_do_not_hold_the_panel_up(
 ) -> None:
     gauge_engine.metrics_delay_s = 5
     dead = "http://127.0.0.1:9"  # discard port: nothing listens
-    gw = await gateway_factory(upstreams=[gauge_engine.url, dead], admin_key=ADMIN)
+    gw = await gateway_factory(upstreams=[gauge_engine.url, dead], admin_key=ADMIN_KEY)
     started = time.monotonic()
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         body = (await client.get("/admin/engines")).json()
     assert time.monotonic() - started < 3  # scraped concurrently, with a short timeout
     slow, down = body["data"]
@@ -71,13 +72,13 @@ async def test_legacy_kv_gauge_counts_only_without_the_new_one(
     gateway_factory: GatewayFactory, gauge_engine: GaugeEngine
 ) -> None:
     gauge_engine.metrics = "vllm:gpu_cache_usage_perc 0.25\n"
-    gw = await gateway_factory(upstreams=[gauge_engine.url], admin_key=ADMIN)
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    gw = await gateway_factory(upstreams=[gauge_engine.url], admin_key=ADMIN_KEY)
+    async with gw.client(headers=admin_headers()) as client:
         (engine_view,) = (await client.get("/admin/engines")).json()["data"]
     assert engine_view["kv_cache_usage"] == 0.25
 
 
 async def test_admin_only(gateway_factory: GatewayFactory, engine: FakeEngine) -> None:
-    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN)
+    gw = await gateway_factory(upstreams=[engine.url], admin_key=ADMIN_KEY)
     async with gw.client(headers={"authorization": "Bearer not-admin"}) as client:
         assert (await client.get("/admin/engines")).status_code == 403

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from http.cookies import SimpleCookie
+from typing import Any
 
 import httpx
 
 from gateway.ui import session as sessions
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
-from tests.ui.conftest import ADMIN, hidden, sign_in
+from tests.ui.conftest import hidden, sign_in
 
 PAGES = ["/ui/keys", "/ui/usage", "/ui/engines", "/ui/stores", "/ui/evals", "/ui/playground"]
 
@@ -25,8 +27,8 @@ def _set_cookies(response: httpx.Response) -> dict[str, SimpleCookie]:
     return found
 
 
-async def _admin_keys(gw: RunningGateway) -> list[dict]:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+async def _admin_keys(gw: RunningGateway) -> list[dict[str, Any]]:
+    async with gw.client(headers=admin_headers()) as admin:
         return (await admin.get("/admin/keys")).json()["data"]  # type: ignore[no-any-return]
 
 
@@ -44,10 +46,10 @@ async def test_pages_need_a_session(console_gateway: RunningGateway) -> None:
 
 
 async def test_only_the_admin_key_signs_in(console_gateway: RunningGateway) -> None:
-    async with console_gateway.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
-        user_key = (await admin.post("/admin/keys", json={"name": "user"})).json()["key"]
+    async with console_gateway.client(headers=admin_headers()) as admin:
+        user_key = (await create_key(admin, "user")).secret
     async with console_gateway.client() as client:
-        for wrong in (user_key, "nope", "", ADMIN + "x"):
+        for wrong in (user_key, "nope", "", ADMIN_KEY + "x"):
             response = await sign_in(client, wrong)
             assert response.status_code == 401, wrong
             assert "gw_console" not in _set_cookies(response)
@@ -59,16 +61,18 @@ async def test_only_the_admin_key_signs_in(console_gateway: RunningGateway) -> N
 async def test_sign_in_form_is_csrf_protected(console_gateway: RunningGateway) -> None:
     async with console_gateway.client() as client:
         # No pre-session cookie (a cross-site POST carries none: SameSite=Strict).
-        bare = await client.post("/ui/login", data={"admin_key": ADMIN, "login_token": "x"})
+        bare = await client.post("/ui/login", data={"admin_key": ADMIN_KEY, "login_token": "x"})
         assert bare.status_code == 403
         token = hidden((await client.get("/ui/login")).text, "login_token")
-        forged = await client.post("/ui/login", data={"admin_key": ADMIN, "login_token": "0" * 64})
+        forged = await client.post(
+            "/ui/login", data={"admin_key": ADMIN_KEY, "login_token": "0" * 64}
+        )
         assert forged.status_code == 403
         assert "gw_console" not in _set_cookies(forged)
         # A token is bound to its own form's cookie: another browser's token is refused.
         client.cookies.clear()
         await client.get("/ui/login")
-        data = {"admin_key": ADMIN, "login_token": token}
+        data = {"admin_key": ADMIN_KEY, "login_token": token}
         refused = await client.post("/ui/login", data=data)
         assert refused.status_code == 403
         # The refusal re-renders the form with a new token for its new cookie.
@@ -85,7 +89,10 @@ async def test_session_cookie_flags(console_gateway: RunningGateway) -> None:
         assert cookie["path"] == "/ui"
         assert int(cookie["max-age"]) == sessions.SESSION_TTL_S
         assert not cookie["secure"]  # plain http on loopback
-        assert ADMIN not in cookie.value and sessions.signing_key(ADMIN).hex() not in cookie.value
+        assert (
+            ADMIN_KEY not in cookie.value
+            and sessions.signing_key(ADMIN_KEY).hex() not in cookie.value
+        )
     # Behind a TLS-terminating proxy: both cookies are Secure.
     async with console_gateway.client(headers={"x-forwarded-proto": "https"}) as client:
         form = await client.get("/ui/login")
@@ -93,7 +100,7 @@ async def test_session_cookie_flags(console_gateway: RunningGateway) -> None:
         assert login["secure"] is True and login["httponly"] is True
         response = await client.post(
             "/ui/login",
-            data={"admin_key": ADMIN, "login_token": hidden(form.text, "login_token")},
+            data={"admin_key": ADMIN_KEY, "login_token": hidden(form.text, "login_token")},
             headers={"cookie": f"gw_console_login={login.value}"},
         )
         assert _set_cookies(response)["gw_console"]["gw_console"]["secure"] is True
@@ -137,12 +144,12 @@ async def test_no_key_is_ever_rendered_but_a_new_one_once(
         "/ui/keys", data={"name": "once"}, headers={"x-csrf-token": csrf, "hx-request": "true"}
     )
     assert (await _admin_keys(console_gateway))[0]["name"] == "once"
-    assert "sk-" in created.text and ADMIN not in created.text
+    assert "sk-" in created.text and ADMIN_KEY not in created.text
     new_secret = created.text.split('id="new-key-value" readonly value="')[1].split('"')[0]
     assert created.headers["cache-control"] == "no-store"
     for path in [*PAGES, "/ui/login"]:
         body = (await console.get(path, follow_redirects=True)).text
-        assert ADMIN not in body, path
+        assert ADMIN_KEY not in body, path
         assert new_secret not in body, path
 
 
@@ -161,7 +168,7 @@ async def test_sessions_expire_and_die_with_the_admin_key(
     engine: FakeEngine,
     database_url: str,
 ) -> None:
-    signing = sessions.signing_key(ADMIN)
+    signing = sessions.signing_key(ADMIN_KEY)
     _, stale = sessions.issue(signing, time.time() - sessions.SESSION_TTL_S - 1)
     _, fresh = sessions.issue(signing, time.time())
     async with console_gateway.client() as client:
@@ -173,7 +180,7 @@ async def test_sessions_expire_and_die_with_the_admin_key(
         assert (await client.get("/ui/keys")).status_code == 200
     # The same cookie at a gateway whose admin key changed: signed out.
     rotated = await gateway_factory(
-        upstreams=[engine.url], database_url=database_url, admin_key=ADMIN + "-rotated"
+        upstreams=[engine.url], database_url=database_url, admin_key=ADMIN_KEY + "-rotated"
     )
     async with rotated.client() as client:
         client.cookies.set("gw_console", fresh, path="/ui")
@@ -188,7 +195,7 @@ async def test_sign_out_and_open_redirects(console_gateway: RunningGateway) -> N
             client.cookies.clear()
             token = hidden((await client.get("/ui/login")).text, "login_token")
             signed = await client.post(
-                "/ui/login", data={"admin_key": ADMIN, "login_token": token, "next": target}
+                "/ui/login", data={"admin_key": ADMIN_KEY, "login_token": token, "next": target}
             )
             assert signed.headers["location"] == "/ui/keys", target
         csrf = hidden((await client.get("/ui/keys")).text, "csrf_token")

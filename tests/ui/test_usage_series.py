@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from gateway.usage.report import BadBound, SeriesQuery
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
-from tests.ui.conftest import ADMIN
 
 T0 = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 # (minutes after T0, key, model, status, prompt, completion, ttft_ms)
@@ -55,11 +55,13 @@ async def gw(
     engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
 ) -> RunningGateway:
     _insert(database_url, EVENTS)
-    return await gateway_factory(upstreams=[engine.url], database_url=database_url, admin_key=ADMIN)
+    return await gateway_factory(
+        upstreams=[engine.url], database_url=database_url, admin_key=ADMIN_KEY
+    )
 
 
 async def _series(gw: RunningGateway, **params: str) -> Any:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         response = await client.get("/admin/usage/series", params=params)
     assert response.status_code == 200, response.text
     return response.json()
@@ -127,15 +129,15 @@ async def test_default_windows_end_now(gw: RunningGateway) -> None:
     ],
 )
 async def test_bad_queries_are_400s(gw: RunningGateway, params: dict[str, str], param: str) -> None:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         response = await client.get("/admin/usage/series", params=params)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
 
 
 async def test_admin_only(gw: RunningGateway) -> None:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        user = (await client.post("/admin/keys", json={"name": "u"})).json()["key"]
+    async with gw.client(headers=admin_headers()) as client:
+        user = (await create_key(client, "u")).secret
     async with gw.client(headers={"authorization": f"Bearer {user}"}) as client:
         assert (await client.get("/admin/usage/series")).status_code == 403
     async with gw.client() as client:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -14,7 +16,7 @@ from gateway.upstream.sse import (
 )
 
 
-def test_events_split_across_reads_are_reassembled():
+def test_events_split_across_reads_are_reassembled() -> None:
     splitter = EventSplitter()
     assert splitter.feed(b'data: {"a"') == []
     assert splitter.feed(b': 1}\n\ndata: {"b": 2}\n') == [b'data: {"a": 1}\n\n']
@@ -22,26 +24,26 @@ def test_events_split_across_reads_are_reassembled():
     assert splitter.flush() == b""
 
 
-def test_crlf_framing_is_understood():
+def test_crlf_framing_is_understood() -> None:
     splitter = EventSplitter()
     assert splitter.feed(b"data: 1\r\n\r\ndata: 2\r\n\r\n") == [b"data: 1\n\n", b"data: 2\n\n"]
 
 
-def test_truncated_tail_is_flushed():
+def test_truncated_tail_is_flushed() -> None:
     splitter = EventSplitter()
     splitter.feed(b"data: partial")
     assert splitter.flush() == b"data: partial"
 
 
-def test_multi_line_data_is_joined():
+def test_multi_line_data_is_joined() -> None:
     assert event_data(b"event: x\ndata: a\ndata: b\n\n") == b"a\nb"
 
 
-def chunk(payload: dict) -> bytes:
+def chunk(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def test_usage_chunk_is_recognised_and_content_chunks_counted():
+def test_usage_chunk_is_recognised_and_content_chunks_counted() -> None:
     usage = StreamUsage()
     assert not is_usage_chunk(chunk({"choices": [{"delta": {"content": "x"}}]}), usage)
     assert not is_usage_chunk(chunk({"choices": [{"delta": {}}], "usage": None}), usage)
@@ -50,7 +52,7 @@ def test_usage_chunk_is_recognised_and_content_chunks_counted():
     assert (usage.prompt_tokens, usage.completion_tokens, usage.chunks) == (4, 9, 2)
 
 
-def test_continuous_usage_on_content_chunks_is_kept():
+def test_continuous_usage_on_content_chunks_is_kept() -> None:
     usage = StreamUsage()
     with_usage = chunk(
         {
@@ -62,7 +64,7 @@ def test_continuous_usage_on_content_chunks_is_kept():
     assert usage.completion_tokens == 1
 
 
-def test_responses_usage_comes_from_the_completed_event():
+def test_responses_usage_comes_from_the_completed_event() -> None:
     usage = StreamUsage()
     responses_usage(b'event: response.created\ndata: {"type":"response.created"}\n\n', usage)
     done = {
@@ -73,7 +75,7 @@ def test_responses_usage_comes_from_the_completed_event():
     assert (usage.prompt_tokens, usage.completion_tokens) == (3, 5)
 
 
-def test_responses_streams_count_only_text_deltas_towards_a_cut_answer():
+def test_responses_streams_count_only_text_deltas_towards_a_cut_answer() -> None:
     usage = StreamUsage()
     for kind in ("response.created", "response.in_progress", "response.output_item.added"):
         responses_usage(f"event: {kind}\n".encode() + chunk({"type": kind}), usage)
@@ -84,7 +86,7 @@ def test_responses_streams_count_only_text_deltas_towards_a_cut_answer():
     assert usage.prompt_tokens is None  # cut before response.completed
 
 
-def test_flat_vllm_error_event_is_normalised():
+def test_flat_vllm_error_event_is_normalised() -> None:
     flat = chunk({"object": "error", "message": "bad", "type": "BadRequestError", "code": 400})
     body = orjson.loads(event_data(normalise_error_event(flat)))
     assert body == {
@@ -104,7 +106,9 @@ def test_flat_vllm_error_event_is_normalised():
         (None, 502, "fallback text", "server_error"),
     ],
 )
-def test_error_bodies_are_normalised(payload, status, message, type_):
+def test_error_bodies_are_normalised(
+    payload: object, status: int, message: str, type_: str
+) -> None:
     error = normalise_error_body(payload, status, "fallback text")["error"]
     assert error["message"] == message and error["type"] == type_
     assert set(error) == {"message", "type", "param", "code"}

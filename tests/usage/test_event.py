@@ -8,7 +8,7 @@ from gateway.usage.event import aggregate, event_from_request, period_start, res
 from tests.usage.conftest import event
 
 
-def test_event_from_a_relay_outcome():
+def test_event_from_a_relay_outcome() -> None:
     e = event_from_request(
         request_id="r1", key_id="k1", model="m", route="/v1/chat/completions",
         started=10.0, ended=10.25, status=200, prompt_tokens=12, completion_tokens=7,
@@ -19,7 +19,7 @@ def test_event_from_a_relay_outcome():
     assert e.created_at.tzinfo is not None
 
 
-def test_periods_are_utc_and_reset_on_time():
+def test_periods_are_utc_and_reset_on_time() -> None:
     late_evening_west = datetime(2026, 12, 31, 20, tzinfo=timezone(timedelta(hours=-5)))
     assert period_start("day", late_evening_west) == date(2027, 1, 1)
     assert period_start("month", late_evening_west) == date(2027, 1, 1)
@@ -27,7 +27,7 @@ def test_periods_are_utc_and_reset_on_time():
     assert resets_at("month", date(2026, 12, 1)) == datetime(2027, 1, 1, tzinfo=UTC)
 
 
-def test_batch_totals_are_summed_and_sorted_by_primary_key():
+def test_batch_totals_are_summed_and_sorted_by_primary_key() -> None:
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     batch = [
         event("kb", 1, 1, at=t0),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.engine import create_engine
 from gateway.errors import QuotaExceeded
@@ -19,7 +21,7 @@ from tests.usage.conftest import WriterFactory, event
 NOW = datetime.now(UTC)
 
 
-async def set_counter(db, key_id: str, period: str, start: date, tokens: int) -> None:
+async def set_counter(db: AsyncEngine, key_id: str, period: str, start: date, tokens: int) -> None:
     async with db.begin() as conn:
         await conn.execute(
             text(
@@ -30,7 +32,9 @@ async def set_counter(db, key_id: str, period: str, start: date, tokens: int) ->
         )
 
 
-async def test_daily_quota_used_up_in_the_counters_is_refused(db, make_writer: WriterFactory):
+async def test_daily_quota_used_up_in_the_counters_is_refused(
+    db: AsyncEngine, make_writer: WriterFactory
+) -> None:
     checker = QuotaChecker(db, make_writer(db))
     key = KeyRecord(id="k1", name="k1", daily_tokens=1000)
     await checker.check(key)
@@ -47,7 +51,9 @@ async def test_daily_quota_used_up_in_the_counters_is_refused(db, make_writer: W
     assert not err.retryable  # the SDKs are told not to retry until the reset
 
 
-async def test_monthly_quota_is_read_on_first_sight_of_a_key(db, make_writer: WriterFactory):
+async def test_monthly_quota_is_read_on_first_sight_of_a_key(
+    db: AsyncEngine, make_writer: WriterFactory
+) -> None:
     await set_counter(db, "k2", "month", NOW.date().replace(day=1), 5000)
     checker = QuotaChecker(db, make_writer(db))
     with pytest.raises(QuotaExceeded, match=r"monthly token quota.*first of the month"):
@@ -55,8 +61,8 @@ async def test_monthly_quota_is_read_on_first_sight_of_a_key(db, make_writer: Wr
 
 
 async def test_unflushed_local_usage_counts_before_and_after_its_flush(
-    db, make_writer: WriterFactory
-):
+    db: AsyncEngine, make_writer: WriterFactory
+) -> None:
     writer = make_writer(db)
     checker = QuotaChecker(db, writer)
     key = KeyRecord(id="k3", name="k3", daily_tokens=100)
@@ -76,8 +82,8 @@ async def test_unflushed_local_usage_counts_before_and_after_its_flush(
 
 
 async def test_another_replicas_usage_shows_up_on_refresh(
-    db, database_url: str, make_writer: WriterFactory
-):
+    db: AsyncEngine, database_url: str, make_writer: WriterFactory
+) -> None:
     checker = QuotaChecker(db, make_writer(db), ttl_s=0.05)
     key = KeyRecord(id="k4", name="k4", monthly_tokens=50)
     await checker.check(key)
@@ -100,7 +106,7 @@ async def test_another_replicas_usage_shows_up_on_refresh(
         await checker.stop()
 
 
-async def test_a_new_day_starts_from_zero(db, make_writer: WriterFactory):
+async def test_a_new_day_starts_from_zero(db: AsyncEngine, make_writer: WriterFactory) -> None:
     await set_counter(db, "k5", "day", NOW.date(), 100)
     checker = QuotaChecker(db, make_writer(db))
     key = KeyRecord(id="k5", name="k5", daily_tokens=100)
@@ -109,7 +115,9 @@ async def test_a_new_day_starts_from_zero(db, make_writer: WriterFactory):
     await checker.check(key, now=NOW + timedelta(days=1))
 
 
-async def test_keys_without_quotas_never_touch_the_database(pg_server, make_writer: WriterFactory):
+async def test_keys_without_quotas_never_touch_the_database(
+    pg_server: Any, make_writer: WriterFactory
+) -> None:
     broken = create_engine(_with_db(pg_server.get_uri(), "gw_absent"), pool_size=1)
     checker = QuotaChecker(broken, make_writer(broken, stop_timeout_s=0.1))
     await checker.check(KeyRecord(id="free", name="free"))

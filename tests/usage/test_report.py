@@ -20,9 +20,9 @@ from gateway.usage.cli import usage
 from gateway.usage.report import UsageQuery
 from gateway.usage.routes import UsageReports, router
 from gateway.usage.writer import UsageWriter
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.usage.conftest import event
 
-ADMIN = {"Authorization": "Bearer admin-secret"}
 D1 = datetime(2026, 3, 1, 10, tzinfo=UTC)
 D2 = datetime(2026, 3, 2, 23, 59, tzinfo=UTC)
 D3 = datetime(2026, 3, 3, 0, 1, tzinfo=UTC)
@@ -50,7 +50,7 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     app = FastAPI()
     exception_handlers.install(app)
     app.include_router(router)
-    app.state.settings = Settings(admin_key="admin-secret")
+    app.state.settings = Settings(admin_key=ADMIN_KEY)
     app.state.usage_reports = UsageReports(engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw") as c:
@@ -58,8 +58,8 @@ async def client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     await engine.dispose()
 
 
-async def test_totals_and_breakdowns(client: httpx.AsyncClient):
-    r = await client.get("/admin/usage?since=2026-03-01&until=2026-03-03", headers=ADMIN)
+async def test_totals_and_breakdowns(client: httpx.AsyncClient) -> None:
+    r = await client.get("/admin/usage?since=2026-03-01&until=2026-03-03", headers=admin_headers())
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["requests"] == 5
@@ -76,11 +76,11 @@ async def test_totals_and_breakdowns(client: httpx.AsyncClient):
     ]
 
 
-async def test_filters_by_key_model_and_window(client: httpx.AsyncClient):
+async def test_filters_by_key_model_and_window(client: httpx.AsyncClient) -> None:
     r = await client.get(
         "/admin/usage",
         params={"key_id": "k1", "model": "m1", "since": "2026-03-01", "until": "2026-03-02"},
-        headers=ADMIN,
+        headers=admin_headers(),
     )
     body = r.json()
     assert (body["requests"], body["total_tokens"]) == (2, 45)
@@ -88,19 +88,21 @@ async def test_filters_by_key_model_and_window(client: httpx.AsyncClient):
     r = await client.get(
         "/admin/usage",
         params={"since": "2026-03-02T23:00:00", "until": "2026-03-03T00:00:00Z"},
-        headers=ADMIN,
+        headers=admin_headers(),
     )
     assert r.json()["requests"] == 2
     # Without `since`, the window is the 30 days before `until`.
-    r = await client.get("/admin/usage", params={"until": "2026-03-02"}, headers=ADMIN)
+    r = await client.get("/admin/usage", params={"until": "2026-03-02"}, headers=admin_headers())
     assert r.json()["requests"] == 3
 
 
-async def test_bad_window_and_missing_admin_key_are_openai_errors(client: httpx.AsyncClient):
-    r = await client.get("/admin/usage?since=yesterday", headers=ADMIN)
+async def test_bad_window_and_missing_admin_key_are_openai_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    r = await client.get("/admin/usage?since=yesterday", headers=admin_headers())
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "since"
-    r = await client.get("/admin/usage?since=2026-03-05&until=2026-03-01", headers=ADMIN)
+    r = await client.get("/admin/usage?since=2026-03-05&until=2026-03-01", headers=admin_headers())
     assert r.status_code == 400
     r = await client.get("/admin/usage")
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
@@ -108,7 +110,7 @@ async def test_bad_window_and_missing_admin_key_are_openai_errors(client: httpx.
     assert r.status_code == 403
 
 
-def test_window_parsing_defaults_and_inclusive_dates():
+def test_window_parsing_defaults_and_inclusive_dates() -> None:
     now = datetime(2026, 3, 31, 12, tzinfo=UTC)
     q = UsageQuery.parse(now=now)
     assert q.until == now and (now - q.since).days == 30
@@ -116,7 +118,7 @@ def test_window_parsing_defaults_and_inclusive_dates():
     assert q.until == datetime(2026, 3, 2, tzinfo=UTC)
 
 
-def test_cli_prints_a_table_and_json(database_url: str, monkeypatch: pytest.MonkeyPatch):
+def test_cli_prints_a_table_and_json(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(seed(database_url))
     monkeypatch.setenv("GATEWAY_DATABASE_URL", database_url)
     runner = CliRunner()
@@ -132,7 +134,7 @@ def test_cli_prints_a_table_and_json(database_url: str, monkeypatch: pytest.Monk
     assert (body["requests"], body["total_tokens"], body["errors"]) == (1, 150, 1)
 
 
-def test_cli_errors_are_clear(monkeypatch: pytest.MonkeyPatch):
+def test_cli_errors_are_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEWAY_DATABASE_URL", raising=False)
     monkeypatch.delenv("GATEWAY_CONFIG", raising=False)
     result = CliRunner().invoke(usage, [])

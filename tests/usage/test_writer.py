@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.engine import create_engine
 from gateway.metrics import Metrics
@@ -19,8 +20,8 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 async def test_every_recorded_event_is_written_on_stop_with_matching_counters(
-    db, make_writer: WriterFactory, metrics: Metrics
-):
+    db: AsyncEngine, make_writer: WriterFactory, metrics: Metrics
+) -> None:
     for key_id in ("k1", "k2"):
         await add_key(db, key_id)
     writer = make_writer(db, usage_batch_size=50)
@@ -56,8 +57,8 @@ async def test_every_recorded_event_is_written_on_stop_with_matching_counters(
 
 
 async def test_events_are_written_in_few_transactions_off_the_request_path(
-    db, make_writer: WriterFactory, metrics: Metrics
-):
+    db: AsyncEngine, make_writer: WriterFactory, metrics: Metrics
+) -> None:
     writer = make_writer(db, usage_batch_size=1000)
     for _ in range(999):
         writer.record(event())
@@ -76,7 +77,7 @@ async def test_events_are_written_in_few_transactions_off_the_request_path(
     assert await scalar(db, "SELECT count(*) FROM usage_counters") == 2
 
 
-async def test_the_interval_flushes_a_trickle(db, make_writer: WriterFactory):
+async def test_the_interval_flushes_a_trickle(db: AsyncEngine, make_writer: WriterFactory) -> None:
     writer = make_writer(db, usage_flush_interval_s=0.1)
     writer.record(event())
     await wait_for(lambda: _count_at_least(db, 1))
@@ -86,7 +87,7 @@ async def test_the_interval_flushes_a_trickle(db, make_writer: WriterFactory):
 
 async def test_events_wait_out_a_database_outage_and_are_written_after(
     pg_server: Any, make_writer: WriterFactory, metrics: Metrics
-):
+) -> None:
     # A database that does not exist yet: every connection fails until it is created.
     name = "gw_outage_" + datetime.now(UTC).strftime("%H%M%S%f")
     url = _with_db(pg_server.get_uri(), name)
@@ -110,7 +111,7 @@ async def test_events_wait_out_a_database_outage_and_are_written_after(
 
 async def test_the_buffer_is_bounded_and_drops_are_counted(
     pg_server: Any, make_writer: WriterFactory, metrics: Metrics
-):
+) -> None:
     engine = create_engine(_with_db(pg_server.get_uri(), "gw_never_created"), pool_size=1)
     writer = make_writer(
         engine, usage_buffer_max=10, usage_flush_interval_s=0.05, stop_timeout_s=0.2
@@ -128,8 +129,8 @@ async def test_the_buffer_is_bounded_and_drops_are_counted(
 
 
 async def test_an_event_postgres_rejects_is_dropped_alone(
-    db, make_writer: WriterFactory, metrics: Metrics
-):
+    db: AsyncEngine, make_writer: WriterFactory, metrics: Metrics
+) -> None:
     writer = make_writer(db, usage_batch_size=100)
     events = [event() for _ in range(9)]
     events.insert(4, event(model="lone surrogate \udcff"))  # not encodable as UTF-8
@@ -141,7 +142,9 @@ async def test_an_event_postgres_rejects_is_dropped_alone(
     assert await scalar(db, "SELECT sum(tokens) FROM usage_counters WHERE period = 'day'") == 135
 
 
-async def test_odd_values_are_cleaned_rather_than_poisoning_a_batch(db, make_writer: WriterFactory):
+async def test_odd_values_are_cleaned_rather_than_poisoning_a_batch(
+    db: AsyncEngine, make_writer: WriterFactory
+) -> None:
     writer = make_writer(db)
     writer.record(event())
     odd = event(model="nul\x00inside", prompt=2**40)

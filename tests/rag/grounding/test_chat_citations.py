@@ -36,7 +36,7 @@ def cited(file_id: str, index: int) -> dict[str, Any]:
 # -- the tool --------------------------------------------------------------------------
 
 
-def test_the_tool_is_taken_out_with_tool_choice_when_none_remains():
+def test_the_tool_is_taken_out_with_tool_choice_when_none_remains() -> None:
     body = chat({"type": "file_search", "vector_store_ids": ["vs_1", "vs_2", "vs_1"]})
     body |= {"tool_choice": "auto", "parallel_tool_calls": True}
     tool = take_file_search(body)
@@ -46,7 +46,7 @@ def test_the_tool_is_taken_out_with_tool_choice_when_none_remains():
     assert "tools" not in body and "tool_choice" not in body and "parallel_tool_calls" not in body
 
 
-def test_other_tools_stay_and_a_tool_choice_naming_file_search_goes():
+def test_other_tools_stay_and_a_tool_choice_naming_file_search_goes() -> None:
     search = {
         "type": "file_search",
         "vector_store_ids": ["vs_1"],
@@ -65,7 +65,7 @@ def test_other_tools_stay_and_a_tool_choice_naming_file_search_goes():
     assert body["tool_choice"] == "auto"
 
 
-def test_requests_without_the_tool_are_left_alone():
+def test_requests_without_the_tool_are_left_alone() -> None:
     body = chat(FUNCTION) | {"tool_choice": "auto"}
     assert take_file_search(body) is None
     assert body == chat(FUNCTION) | {"tool_choice": "auto"}
@@ -97,14 +97,14 @@ def test_requests_without_the_tool_are_left_alone():
         ),
     ],
 )
-def test_a_malformed_tool_is_a_400_naming_the_field(tool: dict[str, Any], param: str):
+def test_a_malformed_tool_is_a_400_naming_the_field(tool: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as err:
         take_file_search(chat({"type": "file_search", **tool}))
     assert err.value.status == 400 and err.value.param == param
     assert param in err.value.message
 
 
-def test_two_file_search_tools_are_refused():
+def test_two_file_search_tools_are_refused() -> None:
     search = {"type": "file_search", "vector_store_ids": ["vs_1"]}
     with pytest.raises(InvalidRequest) as err:
         take_file_search(chat(FUNCTION, search, search))
@@ -114,7 +114,7 @@ def test_two_file_search_tools_are_refused():
 # -- citations -------------------------------------------------------------------------
 
 
-def test_markers_are_cited_where_they_stand_and_the_rest_at_the_end():
+def test_markers_are_cited_where_they_stand_and_the_rest_at_the_end() -> None:
     text = "Alpha is first [1]. Both agree [2, 1]. Unknown [7]."
     found = annotate(text, SOURCES)
     assert found == [cited("file-a", 15), cited("file-b", 31), cited("file-a", 31)]
@@ -122,7 +122,7 @@ def test_markers_are_cited_where_they_stand_and_the_rest_at_the_end():
     assert annotate("", []) == []
 
 
-def test_a_body_gets_annotations_on_every_choice():
+def test_a_body_gets_annotations_on_every_choice() -> None:
     body = {
         "id": "x",
         "choices": [
@@ -164,7 +164,7 @@ def final_annotations(out: list[bytes]) -> list[dict[str, Any]]:
     return payload["choices"][0]["delta"]["annotations"]  # type: ignore[no-any-return]
 
 
-def test_a_stream_gets_one_annotations_chunk_just_before_done():
+def test_a_stream_gets_one_annotations_chunk_just_before_done() -> None:
     rewriter = CitationRewriter(SOURCES)
     out = rewriter.events([chunk("Per "), chunk("[1] yes")])
     out += rewriter.events([chunk(finish_reason="stop"), DONE])
@@ -173,14 +173,14 @@ def test_a_stream_gets_one_annotations_chunk_just_before_done():
     assert rewriter.events([DONE]) == [DONE]  # never twice
 
 
-def test_the_annotations_chunk_precedes_the_usage_chunk():
+def test_the_annotations_chunk_precedes_the_usage_chunk() -> None:
     rewriter = CitationRewriter(SOURCES)
     usage = chunk(choices=False, usage={"prompt_tokens": 3})
     out = rewriter.events([chunk("a"), usage, DONE])
     assert out[0] == chunk("a") and b"annotations" in out[1] and out[2:] == [usage, DONE]
 
 
-def test_error_events_pass_and_a_cut_stream_gets_no_annotations():
+def test_error_events_pass_and_a_cut_stream_gets_no_annotations() -> None:
     error = event({"error": {"message": "boom"}})
     rewriter = CitationRewriter(SOURCES)
     assert rewriter.events([chunk("a"), error]) == [chunk("a"), error]

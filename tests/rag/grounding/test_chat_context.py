@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from gateway.errors import ContextLengthExceeded, InvalidRequest
@@ -37,9 +39,9 @@ def costs(fixed: int, passages: list[int], turns: list[int], preamble: int = 0) 
 # -- the conversation ------------------------------------------------------------------
 
 
-def test_split_keeps_system_and_the_last_user_turn_apart_from_history():
-    tool_call = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}
-    tool_result = {"role": "tool", "tool_call_id": "c1", "content": "42"}
+def test_split_keeps_system_and_the_last_user_turn_apart_from_history() -> None:
+    tool_call: dict[str, Any] = {"role": "assistant", "content": None, "tool_calls": [{"id": "c1"}]}
+    tool_result: dict[str, Any] = {"role": "tool", "tool_call_id": "c1", "content": "42"}
     messages = [
         SYSTEM,
         user("a"),
@@ -57,18 +59,18 @@ def test_split_keeps_system_and_the_last_user_turn_apart_from_history():
     assert conv.last_user_index == 5
 
 
-def test_an_assistant_greeting_before_any_user_is_a_turn_of_its_own():
+def test_an_assistant_greeting_before_any_user_is_a_turn_of_its_own() -> None:
     conv = split_conversation([assistant("hello"), user("q")])
     assert conv.system == [] and conv.turns == [[assistant("hello")]]
 
 
-def test_no_user_message_is_a_400():
+def test_no_user_message_is_a_400() -> None:
     with pytest.raises(InvalidRequest) as err:
         split_conversation([SYSTEM])
     assert err.value.param == "messages"
 
 
-def test_query_reads_the_text_parts_of_a_content_array():
+def test_query_reads_the_text_parts_of_a_content_array() -> None:
     parts = [
         {"type": "text", "text": "what is"},
         {"type": "image_url", "image_url": {"url": "data:..."}},
@@ -78,7 +80,7 @@ def test_query_reads_the_text_parts_of_a_content_array():
     assert search_query(conv) == "what is\nthe answer?"
 
 
-def test_a_last_user_turn_without_text_is_a_400_naming_it():
+def test_a_last_user_turn_without_text_is_a_400_naming_it() -> None:
     image = [{"type": "image_url", "image_url": {"url": "data:..."}}]
     conv = split_conversation([SYSTEM, user("x"), {"role": "user", "content": image}])
     with pytest.raises(InvalidRequest) as err:
@@ -89,7 +91,7 @@ def test_a_last_user_turn_without_text_is_a_400_naming_it():
 # -- the prompt ------------------------------------------------------------------------
 
 
-def test_sources_go_before_the_last_user_text_in_order():
+def test_sources_go_before_the_last_user_text_in_order() -> None:
     conv = split_conversation([SYSTEM, user("old"), assistant("ans"), user("q")])
     blocks = [source_block(1, "a.md", " alpha "), source_block(2, "b.md", "beta")]
     sent = assemble(conv, blocks, 0)
@@ -102,7 +104,7 @@ def test_sources_go_before_the_last_user_text_in_order():
     assert assemble(conv, [], 0) == [SYSTEM, user("old"), assistant("ans"), user("q")]
 
 
-def test_the_next_turn_starts_with_what_this_turn_sent_before_its_sources():
+def test_the_next_turn_starts_with_what_this_turn_sent_before_its_sources() -> None:
     # vLLM's prefix cache reuses a prompt's longest cached prefix: everything but the
     # passages must read the same when the client sends the conversation again.
     first = assemble(split_conversation([SYSTEM, user("q1")]), ["[1] a: x"], 0)
@@ -113,7 +115,7 @@ def test_the_next_turn_starts_with_what_this_turn_sent_before_its_sources():
     assert "[1] b: y" in second[3]["content"] and second[3]["content"].endswith("q2")
 
 
-def test_sources_lead_a_last_user_message_given_as_parts():
+def test_sources_lead_a_last_user_message_given_as_parts() -> None:
     question = {"role": "user", "content": [{"type": "text", "text": "q"}]}
     sent = assemble(split_conversation([SYSTEM, question]), ["[1] a: x"], 0)
     assert sent[0] == SYSTEM
@@ -123,7 +125,7 @@ def test_sources_lead_a_last_user_message_given_as_parts():
     assert question["content"] == [{"type": "text", "text": "q"}]  # not mutated
 
 
-def test_costs_are_scaled_to_the_measured_total():
+def test_costs_are_scaled_to_the_measured_total() -> None:
     conv = split_conversation([SYSTEM, user("x" * 400), assistant("y" * 400), user("q" * 40)])
     blocks = [source_block(1, "a", "z" * 800), source_block(2, "b", "w" * 80)]
     estimated = prompt_costs(conv, blocks, None, None)
@@ -141,45 +143,45 @@ def test_costs_are_scaled_to_the_measured_total():
 # -- fitting ---------------------------------------------------------------------------
 
 
-def test_budget_keeps_the_clients_max_tokens_free():
+def test_budget_keeps_the_clients_max_tokens_free() -> None:
     assert budget_for(2048, 100, 1024) == Budget(2048, 100, 100)
     implicit = budget_for(2048, None, 1024)
     assert implicit.reserve == 512 and implicit.required == 1  # a quarter of a small window
     assert budget_for(128_000, None, 1024).reserve == 1024
 
 
-def test_a_prompt_that_exactly_fits_keeps_everything():
+def test_a_prompt_that_exactly_fits_keeps_everything() -> None:
     budget = Budget(1000, 100, 100)
     plan = fit_context(budget, costs(500, [100, 100], [100], preamble=100))
     assert (plan.passages_kept, plan.passages_dropped, plan.turns_dropped) == (2, 0, 0)
     assert plan.prompt_tokens == 900 and not plan.trimmed
 
 
-def test_one_token_over_drops_the_weakest_passage():
+def test_one_token_over_drops_the_weakest_passage() -> None:
     plan = fit_context(Budget(1000, 100, 100), costs(501, [100, 100], [100], preamble=100))
     assert (plan.passages_kept, plan.passages_dropped, plan.turns_dropped) == (1, 1, 0)
     assert plan.prompt_tokens == 801
 
 
-def test_passages_go_weakest_first_even_when_a_stronger_one_is_bigger():
+def test_passages_go_weakest_first_even_when_a_stronger_one_is_bigger() -> None:
     # Dropping the big best passage alone would fit (800), but weaker ones go first.
     plan = fit_context(Budget(1000, 0, 0), costs(640, [300, 50, 50, 50], [], preamble=10))
     assert plan.passages_kept == 2 and plan.prompt_tokens == 1000
 
 
-def test_the_preamble_goes_with_the_last_passage():
+def test_the_preamble_goes_with_the_last_passage() -> None:
     plan = fit_context(Budget(1000, 0, 0), costs(990, [5], [], preamble=10))
     assert plan.passages_kept == 0 and plan.prompt_tokens == 990
 
 
-def test_oldest_turns_go_only_after_every_passage():
+def test_oldest_turns_go_only_after_every_passage() -> None:
     budget = Budget(1000, 200, 200)
     plan = fit_context(budget, costs(550, [50, 50], [100, 100, 100], preamble=10))
     assert (plan.passages_kept, plan.turns_dropped) == (0, 1)
     assert plan.prompt_tokens == 750
 
 
-def test_passages_refill_the_room_a_dropped_turn_freed():
+def test_passages_refill_the_room_a_dropped_turn_freed() -> None:
     budget = Budget(1000, 0, 0)
     # Without any passage the prompt fits (960): history stays, passages go.
     plan = fit_context(budget, costs(500, [100, 100, 100], [450, 10], preamble=20))
@@ -190,13 +192,13 @@ def test_passages_refill_the_room_a_dropped_turn_freed():
     assert plan.prompt_tokens == 600 + 10 + 20 + 300
 
 
-def test_system_and_last_turn_fit_alone_with_everything_else_dropped():
+def test_system_and_last_turn_fit_alone_with_everything_else_dropped() -> None:
     plan = fit_context(Budget(1000, 100, 100), costs(900, [50], [30, 30], preamble=5))
     assert (plan.passages_kept, plan.passages_dropped, plan.turns_dropped) == (0, 1, 2)
     assert plan.prompt_tokens == 900
 
 
-def test_what_can_never_be_dropped_overflowing_is_a_context_length_error():
+def test_what_can_never_be_dropped_overflowing_is_a_context_length_error() -> None:
     with pytest.raises(ContextLengthExceeded) as err:
         fit_context(Budget(1000, 100, 100), costs(950, [50], [30], preamble=5))
     error = err.value
@@ -207,13 +209,13 @@ def test_what_can_never_be_dropped_overflowing_is_a_context_length_error():
     assert ": 50 tokens too many" in error.message
 
 
-def test_one_token_over_with_nothing_to_drop_says_one():
+def test_one_token_over_with_nothing_to_drop_says_one() -> None:
     with pytest.raises(ContextLengthExceeded) as err:
         fit_context(Budget(1000, 100, 100), costs(901, [], []))
     assert ": 1 tokens too many" in err.value.message
 
 
-def test_without_max_tokens_the_reserve_is_a_wish_not_a_requirement():
+def test_without_max_tokens_the_reserve_is_a_wish_not_a_requirement() -> None:
     budget = budget_for(1000, None, 1024)  # reserve 250, required 1
     plan = fit_context(budget, costs(800, [50], [30]))
     assert (plan.passages_kept, plan.turns_dropped, plan.prompt_tokens) == (0, 1, 800)
@@ -225,7 +227,7 @@ def test_without_max_tokens_the_reserve_is_a_wish_not_a_requirement():
 
 
 @pytest.mark.parametrize("over", range(0, 12))
-def test_every_overflow_drops_the_fewest_parts_in_order(over: int):
+def test_every_overflow_drops_the_fewest_parts_in_order(over: int) -> None:
     # Five passages then five turns of one token each around 80 fixed: `over` tokens too
     # many drop exactly `over` parts, passages first; past ten nothing is left to drop.
     budget = Budget(100, 10, 10)

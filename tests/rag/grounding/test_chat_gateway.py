@@ -14,7 +14,8 @@ from aiohttp import web
 
 from gateway.rag.grounding import chat as rag_chat
 from gateway.rag.search.hybrid import SearchHit
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.admin import ADMIN_KEY, create_key
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
 from tests.fakes.engine import (
     TEMPLATE_TOKENS_GENERATION,
     TEMPLATE_TOKENS_PER_MESSAGE,
@@ -22,7 +23,6 @@ from tests.fakes.engine import (
     _words,
 )
 
-ADMIN = "admin-secret-for-tests"
 CHAT = "/v1/chat/completions"
 TOOL = {"type": "file_search", "vector_store_ids": ["vs_docs"], "max_num_results": 3}
 FUNCTION = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
@@ -38,7 +38,9 @@ class Searches:
         self.calls: list[dict[str, Any]] = []
         self.hits = list(HITS)
 
-    async def __call__(self, services: Any, key: Any, store_ids: list[str], query: str, **kw: Any):
+    async def __call__(
+        self, services: Any, key: Any, store_ids: list[str], query: str, **kw: Any
+    ) -> list[Any]:
         self.calls.append({"key": key, "store_ids": store_ids, "query": query, **kw})
         return self.hits[: kw["max_results"]]
 
@@ -51,14 +53,9 @@ def searches(monkeypatch: pytest.MonkeyPatch) -> Searches:
 
 
 @pytest.fixture
-async def guarded(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-) -> tuple[RunningGateway, dict[str, str]]:
-    gw = await gateway_factory(upstreams=[engine.url], database_url=database_url, admin_key=ADMIN)
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-        response = await client.post("/admin/keys", json={"name": "rag"})
-    assert response.status_code == 201, response.text
-    return gw, {"authorization": f"Bearer {response.json()['key']}"}
+async def guarded(keyed_factory: GatewayFactory) -> tuple[RunningGateway, dict[str, str]]:
+    gw = await keyed_factory()
+    return gw, (await create_key(gw, "rag")).headers
 
 
 def body(*messages: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -75,8 +72,8 @@ def sse_payloads(text: str) -> list[Any]:
 
 
 async def test_non_streamed_answer_cites_the_passages_the_engine_was_given(
-    guarded, engine: FakeEngine, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     gw, auth = guarded
     async with gw.client(headers=auth) as client:
         response = await client.post(CHAT, json=body(SYSTEM, QUESTION, tool_choice="auto"))
@@ -120,8 +117,8 @@ async def test_non_streamed_answer_cites_the_passages_the_engine_was_given(
 
 
 async def test_streamed_answer_ends_with_an_annotations_chunk(
-    guarded, engine: FakeEngine, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     gw, auth = guarded
     async with gw.client(headers=auth) as client:
         response = await client.post(CHAT, json=body(QUESTION, stream=True))
@@ -145,15 +142,15 @@ async def test_streamed_answer_ends_with_an_annotations_chunk(
 
 
 async def test_the_sdk_reads_citations_plain_streamed_and_accumulated(
-    guarded, sdk, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], sdk: SdkFactory, searches: Searches
+) -> None:
     gw, auth = guarded
     client = sdk(gw, api_key=auth["authorization"].removeprefix("Bearer "))
     args: dict[str, Any] = {"model": "fake-model", "messages": [QUESTION], "tools": [TOOL]}
     reply = await client.chat.completions.create(**args)
     annotations = reply.choices[0].message.annotations or []
     assert [a.type for a in annotations] == ["file_citation"] * 3
-    assert annotations[0].file_citation["file_id"] == "file-a"  # type: ignore[attr-defined]
+    assert annotations[0].file_citation["file_id"] == "file-a"
 
     stream = await client.chat.completions.create(
         **args, stream=True, stream_options={"include_usage": True}
@@ -175,7 +172,9 @@ async def test_the_sdk_reads_citations_plain_streamed_and_accumulated(
     ]
 
 
-async def test_other_tools_are_forwarded(guarded, engine: FakeEngine, searches: Searches):
+async def test_other_tools_are_forwarded(
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     gw, auth = guarded
     payload = body(QUESTION, tool_choice="auto")
     payload["tools"] = [FUNCTION, TOOL]
@@ -188,8 +187,8 @@ async def test_other_tools_are_forwarded(guarded, engine: FakeEngine, searches: 
 
 
 async def test_a_small_window_drops_weak_passages_then_old_turns(
-    guarded, engine: FakeEngine, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     gw, auth = guarded
     engine.behaviour.max_model_len = 160  # with max_tokens 50: 110 tokens of prompt
     history = [
@@ -218,8 +217,8 @@ async def test_a_small_window_drops_weak_passages_then_old_turns(
 
 
 async def test_a_prompt_that_cannot_fit_is_a_context_length_error(
-    guarded, engine: FakeEngine, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     gw, auth = guarded
     engine.behaviour.max_model_len = 100
     question = {"role": "user", "content": "why " * 60}  # 64 tokens as the engine counts
@@ -241,16 +240,14 @@ class NoTokenizeEngine(FakeEngine):
 
 async def test_without_tokenize_the_gateway_estimates(
     gateway_factory: GatewayFactory, database_url: str, searches: Searches
-):
+) -> None:
     engine = await NoTokenizeEngine().start()
     try:
         engine.behaviour.max_model_len = 300  # learnt from the model card instead
         gw = await gateway_factory(
-            upstreams=[engine.url], database_url=database_url, admin_key=ADMIN
+            upstreams=[engine.url], database_url=database_url, admin_key=ADMIN_KEY
         )
-        async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
-            key = (await client.post("/admin/keys", json={"name": "k"})).json()["key"]
-        async with gw.client(headers={"authorization": f"Bearer {key}"}) as client:
+        async with gw.client(headers=(await create_key(gw, "k")).headers) as client:
             response = await client.post(CHAT, json=body(QUESTION, max_tokens=10))
         assert response.status_code == 200, response.text
         # ~4 characters a token: the 1,000-character passage cannot fit in 290 tokens.
@@ -260,7 +257,9 @@ async def test_without_tokenize_the_gateway_estimates(
         await engine.stop()
 
 
-async def test_malformed_tool_is_a_400_before_any_search(guarded, searches: Searches):
+async def test_malformed_tool_is_a_400_before_any_search(
+    guarded: tuple[RunningGateway, dict[str, str]], searches: Searches
+) -> None:
     gw, auth = guarded
     tool = {"type": "file_search", "vector_store_ids": "vs_docs"}
     async with gw.client(headers=auth) as client:
@@ -273,7 +272,7 @@ async def test_malformed_tool_is_a_400_before_any_search(guarded, searches: Sear
 
 async def test_file_search_without_a_database_is_a_clear_error(
     gateway: RunningGateway, engine: FakeEngine, searches: Searches
-):
+) -> None:
     async with gateway.client() as client:
         response = await client.post(CHAT, json=body(QUESTION))
     assert response.status_code == 503 and response.headers["x-should-retry"] == "false"
@@ -285,7 +284,7 @@ async def test_file_search_without_a_database_is_a_clear_error(
 
 async def test_plain_chat_costs_no_search_and_no_count(
     gateway: RunningGateway, engine: FakeEngine, searches: Searches
-):
+) -> None:
     async with gateway.client() as client:
         response = await client.post(
             CHAT, json={"model": "fake-model", "messages": [QUESTION], "tools": [FUNCTION]}
@@ -305,8 +304,8 @@ def engine_count(messages: list[dict[str, Any]]) -> int:
 
 
 async def test_whatever_the_window_the_prompt_sent_fits_or_the_overflow_is_exact(
-    guarded, engine: FakeEngine, searches: Searches
-):
+    guarded: tuple[RunningGateway, dict[str, str]], engine: FakeEngine, searches: Searches
+) -> None:
     # Words of very different lengths: estimates at 4 characters a token are far off in
     # both directions, so fitting must lean on re-counting.
     searches.hits = [

@@ -7,9 +7,12 @@ import asyncio
 from typing import Any
 
 import orjson
+from openai.types.chat import ChatCompletionMessageParam
 
+from tests.admin import create_key
+from tests.conftest import SdkFactory
 from tests.fakes.engine import FakeEngine
-from tests.rag.conftest import RagFactory, create_key
+from tests.rag.conftest import RagFactory
 
 GUIDE = (
     b"Installing the gateway.\n\nThe gateway listens on port 8080 unless GATEWAY_PORT says "
@@ -34,14 +37,21 @@ async def ingested(client: Any, files: dict[str, bytes]) -> tuple[str, dict[str,
 
 
 async def test_a_question_is_answered_from_the_store_and_cited(
-    rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
-):
+    rag_factory: RagFactory,
+    database_url: str,
+    chat_engine: FakeEngine,
+    embedder: Any,
+    sdk: SdkFactory,
+) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    key = await create_key(gw)
+    key = (await create_key(gw)).secret
     client = sdk(gw, api_key=key)
     store_id, ids = await ingested(client, {"guide.md": GUIDE, "bread.md": RECIPE})
     tool = {"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 1}
-    question = {"role": "user", "content": "Which port does the gateway listen on?"}
+    question: ChatCompletionMessageParam = {
+        "role": "user",
+        "content": "Which port does the gateway listen on?",
+    }
     raw = await client.chat.completions.with_raw_response.create(
         model="fake-model",
         messages=[{"role": "system", "content": "Be brief."}, question],
@@ -66,10 +76,14 @@ async def test_a_question_is_answered_from_the_store_and_cited(
 
 
 async def test_a_stream_cites_the_store_before_done(
-    rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
-):
+    rag_factory: RagFactory,
+    database_url: str,
+    chat_engine: FakeEngine,
+    embedder: Any,
+    sdk: SdkFactory,
+) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    key = await create_key(gw)
+    key = (await create_key(gw)).secret
     store_id, ids = await ingested(sdk(gw, api_key=key), {"bread.md": RECIPE})
     body = {
         "model": "fake-model",
@@ -89,9 +103,9 @@ async def test_a_stream_cites_the_store_before_done(
 
 async def test_a_store_of_another_owner_or_none_is_a_404_naming_the_tool(
     rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any
-):
+) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    key = await create_key(gw)
+    key = (await create_key(gw)).secret
     body = {
         "model": "fake-model",
         "messages": [{"role": "user", "content": "anything"}],

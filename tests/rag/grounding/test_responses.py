@@ -14,8 +14,11 @@ from gateway.rag.grounding.citations import Source
 from gateway.rag.grounding.responses_output import ResponsesRewriter
 from gateway.rag.grounding.responses_request import chat_request
 from gateway.rag.search.hybrid import SearchHit
+from tests.admin import create_key
+from tests.conftest import SdkFactory
 from tests.fakes.engine import FakeEngine
-from tests.rag.conftest import RagFactory, create_key
+from tests.rag.citations import file_citations
+from tests.rag.conftest import RagFactory
 from tests.rag.grounding.test_chat_retrieval import GUIDE, RECIPE, ingested
 
 TOOL = {"type": "file_search", "vector_store_ids": ["vs_1"]}
@@ -177,10 +180,14 @@ def test_a_chat_stream_becomes_the_responses_event_sequence() -> None:
 
 
 async def test_the_sdk_gets_a_grounded_response_whole_and_streamed(
-    rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
+    rag_factory: RagFactory,
+    database_url: str,
+    chat_engine: FakeEngine,
+    embedder: Any,
+    sdk: SdkFactory,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    key = await create_key(gw)
+    key = (await create_key(gw)).secret
     client = sdk(gw, api_key=key)
     store_id, ids = await ingested(client, {"guide.md": GUIDE, "bread.md": RECIPE})
     tool = {"type": "file_search", "vector_store_ids": [store_id], "max_num_results": 1}
@@ -202,7 +209,7 @@ async def test_the_sdk_gets_a_grounded_response_whole_and_streamed(
     assert call.type == "file_search_call" and call.results
     assert call.results[0].file_id == ids["guide.md"]
     assert message.type == "message" and response.output_text.startswith("tok0 ")
-    assert [a.file_id for a in message.content[0].annotations] == [ids["guide.md"]]
+    assert [a.file_id for a in file_citations(message)] == [ids["guide.md"]]
     assert response.usage is not None and response.usage.input_tokens == 7
 
     async with client.responses.stream(
@@ -214,14 +221,18 @@ async def test_the_sdk_gets_a_grounded_response_whole_and_streamed(
         final = await stream.get_final_response()
     assert "response.output_text.annotation.added" in kinds and kinds[-1] == "response.completed"
     assert final.output_text.startswith("tok0 ") and final.status == "completed"
-    assert [a.filename for a in final.output[1].content[0].annotations] == ["bread.md"]
+    assert [a.filename for a in file_citations(final.output[1])] == ["bread.md"]
     assert chat_engine.seen.bodies[-1]["stream_options"] == {"include_usage": True}
 
 
 async def test_a_responses_request_without_file_search_is_relayed_as_it_is(
-    rag_factory: RagFactory, database_url: str, chat_engine: FakeEngine, embedder: Any, sdk
+    rag_factory: RagFactory,
+    database_url: str,
+    chat_engine: FakeEngine,
+    embedder: Any,
+    sdk: SdkFactory,
 ) -> None:
     gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
-    client = sdk(gw, api_key=await create_key(gw))
+    client = sdk(gw, api_key=(await create_key(gw)).secret)
     await client.responses.create(model="fake-model", input="hi")
     assert chat_engine.seen.bodies[-1] == {"model": "fake-model", "input": "hi"}

@@ -12,7 +12,7 @@ from gateway.rag.ingestion.chunking import (
     estimate_tokens,
     parse_strategy,
 )
-from gateway.rag.ingestion.splitting import ChunkStream, chunk_text
+from gateway.rag.ingestion.splitting import ChunkStream, TextChunk, chunk_text
 from tests.rag.ingestion.chunking_oracle import oracle_chunks
 
 
@@ -126,9 +126,11 @@ _STRATEGIES = [
 ]
 
 
-def _streamed(text: str, strategy: ChunkingStrategy, cuts: list[int], calibration: float):
+def _streamed(
+    text: str, strategy: ChunkingStrategy, cuts: list[int], calibration: float
+) -> list[tuple[str, int, int, int]]:
     stream = ChunkStream(strategy, calibration)
-    out = []
+    out: list[TextChunk] = []
     previous = 0
     for cut in [*sorted(cuts), len(text)]:
         out += stream.feed(text[previous:cut])

@@ -13,9 +13,10 @@ from openai import AsyncOpenAI
 
 from gateway.db.url import libpq_url
 from gateway.rag.ingestion.worker import IngestWorker
-from tests.conftest import RunningGateway, stop_gateway
+from tests.admin import ADMIN_KEY
+from tests.conftest import RunningGateway, SdkFactory, stop_gateway
 from tests.fakes.embedder import FakeEmbedder
-from tests.rag.conftest import ADMIN, RagFactory, stop_worker
+from tests.rag.conftest import RagFactory, stop_worker
 from tests.rag.pdfs import BROKEN_PDF, text_pdf
 
 
@@ -34,8 +35,8 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
     raise AssertionError("condition not reached")
 
 
-async def test_a_broken_file_fails_alone(rag_gateway: RunningGateway, sdk) -> None:
-    client = sdk(rag_gateway, api_key=ADMIN)
+async def test_a_broken_file_fails_alone(rag_gateway: RunningGateway, sdk: SdkFactory) -> None:
+    client = sdk(rag_gateway, api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="mixed")
     batch = await client.vector_stores.file_batches.upload_and_poll(
         store.id,
@@ -59,10 +60,10 @@ async def test_a_broken_file_fails_alone(rag_gateway: RunningGateway, sdk) -> No
 
 
 async def test_restart_mid_ingestion_resumes(
-    rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder, sdk
+    rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder, sdk: SdkFactory
 ) -> None:
     first = await rag_factory(database_url)
-    client = sdk(first, api_key=ADMIN)
+    client = sdk(first, api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="resume")
     embedder.behaviour.delay_s = 30  # the first gateway never finishes
     uploaded = await client.files.create(
@@ -79,17 +80,17 @@ async def test_restart_mid_ingestion_resumes(
 
     embedder.behaviour.delay_s = 0
     second = await rag_factory(database_url)
-    done = await sdk(second, api_key=ADMIN).vector_stores.files.poll(
+    done = await sdk(second, api_key=ADMIN_KEY).vector_stores.files.poll(
         uploaded.id, vector_store_id=store.id, poll_interval_ms=100
     )
     assert done.status == "completed"
 
 
 async def test_an_expired_lease_is_taken_over(
-    rag_gateway: RunningGateway, database_url: str, sdk
+    rag_gateway: RunningGateway, database_url: str, sdk: SdkFactory
 ) -> None:
     """A replica that died holding a job: another takes it once the lease runs out."""
-    client = sdk(rag_gateway, api_key=ADMIN)
+    client = sdk(rag_gateway, api_key=ADMIN_KEY)
     await stop_worker(rag_gateway)
     store = await client.vector_stores.create(name="orphan")
     uploaded = await client.files.create(
@@ -114,10 +115,10 @@ async def test_an_expired_lease_is_taken_over(
 
 
 async def test_replicas_share_work_without_doing_it_twice(
-    rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder, sdk
+    rag_factory: RagFactory, database_url: str, embedder: FakeEmbedder, sdk: SdkFactory
 ) -> None:
     gateways = [await rag_factory(database_url) for _ in range(2)]
-    client = sdk(gateways[0], api_key=ADMIN)
+    client = sdk(gateways[0], api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="shared")
     files = [(f"f{i}.txt", io.BytesIO(f"document number {i}".encode())) for i in range(6)]
     batch = await client.vector_stores.file_batches.upload_and_poll(store.id, files=files)
@@ -125,8 +126,10 @@ async def test_replicas_share_work_without_doing_it_twice(
     assert embedder.seen.inputs == 6  # one chunk each, embedded exactly once
 
 
-async def test_cancelling_a_batch(rag_gateway: RunningGateway, embedder: FakeEmbedder, sdk) -> None:
-    client: AsyncOpenAI = sdk(rag_gateway, api_key=ADMIN)
+async def test_cancelling_a_batch(
+    rag_gateway: RunningGateway, embedder: FakeEmbedder, sdk: SdkFactory
+) -> None:
+    client: AsyncOpenAI = sdk(rag_gateway, api_key=ADMIN_KEY)
     store = await client.vector_stores.create(name="cancel")
     embedder.behaviour.delay_s = 1.0
     ids = [
@@ -143,10 +146,10 @@ async def test_cancelling_a_batch(rag_gateway: RunningGateway, embedder: FakeEmb
     assert {f.status for f in files} == {"cancelled"}
 
 
-async def test_upload_size_limit(rag_gateway: RunningGateway, sdk) -> None:
+async def test_upload_size_limit(rag_gateway: RunningGateway, sdk: SdkFactory) -> None:
     rag = rag_gateway.retrieval
     rag.settings = rag.settings.model_copy(update={"max_upload_bytes": 3 * 1024 * 1024})
-    client = sdk(rag_gateway, api_key=ADMIN)
+    client = sdk(rag_gateway, api_key=ADMIN_KEY)
     big = io.BytesIO(b"x" * (3 * 1024 * 1024 + 1))
     with pytest.raises(openai.APIStatusError) as info:
         await client.files.create(file=("big.txt", big), purpose="assistants")

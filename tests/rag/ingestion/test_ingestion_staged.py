@@ -10,8 +10,9 @@ import httpx
 import psycopg
 
 from gateway.db.url import libpq_url
+from tests.admin import admin_headers
 from tests.fakes.embedder import FakeEmbedder
-from tests.rag.conftest import ADMIN, RagFactory
+from tests.rag.conftest import RagFactory
 
 SMALL_CHUNKS = {
     "type": "static",
@@ -54,7 +55,7 @@ async def test_search_never_sees_part_of_a_file(
 ) -> None:
     gw = await rag_factory(database_url, embedding_batch_size=4)
     embedder.behaviour.delay_s = 0.1  # ~10 batches: about a second of ingestion
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         ids = await attach(client)
         seen_staged = 0
         while True:
@@ -82,7 +83,7 @@ async def test_a_cancelled_run_leaves_nothing(
 ) -> None:
     gw = await rag_factory(database_url, embedding_batch_size=4, ingest_lease_s=1.5)
     embedder.behaviour.delay_s = 0.2
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         ids = await attach(client)
         for _ in range(100):
             if counts(database_url)[1]:
@@ -104,7 +105,7 @@ async def test_a_file_over_the_chunk_cap_fails_naming_the_setting(
     rag_factory: RagFactory, database_url: str
 ) -> None:
     gw = await rag_factory(database_url, max_chunks_per_file=10)
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         ids = await attach(client)
         for _ in range(200):
             if (job := await state(client, ids))["status"] != "in_progress":

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from gateway.db.url import libpq_url
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import RunningGateway
-from tests.rag.conftest import ADMIN, RagFactory, create_key
+from tests.rag.conftest import RagFactory
 
 BOUNDARY = "gwtestboundary"
 
@@ -71,7 +74,7 @@ def file_rows(database_url: str) -> int:
 async def test_a_malformed_upload_is_a_clear_client_error(
     rag_gateway: RunningGateway, database_url: str
 ) -> None:
-    async with rag_gateway.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with rag_gateway.client(headers=admin_headers()) as client:
         for case, headers, body, status in MALFORMED:
             response = await client.post("/v1/files", content=body, headers=headers)
             assert response.status_code == status, (case, response.text)
@@ -87,7 +90,7 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(
     host, port = rag_gateway.url.removeprefix("http://").split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(
-        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n"
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n"
         f"Content-Type: {MULTIPART}\r\nContent-Length: {1 << 40}\r\n\r\n".encode()
     )
     await writer.drain()
@@ -154,12 +157,19 @@ def spool_fds(directory: str) -> int:
     return count
 
 
+def checked_out(db: AsyncEngine) -> int:
+    """Connections of `db`'s pool in use right now."""
+    pool = db.pool
+    assert isinstance(pool, QueuePool)
+    return pool.checkedout()
+
+
 async def test_stalled_uploads_hold_no_connection_and_leave_nothing(
     rag_factory: RagFactory, database_url: str, tmp_path: Path
 ) -> None:
     gw = await rag_factory(database_url, spool_dir=str(tmp_path), db_pool_size=2)
-    key = await create_key(gw)
-    assert gw.state.retrieval is not None and gw.state.storage.db is not None
+    key = (await create_key(gw)).secret
+    assert gw.state.retrieval is not None and gw.storage.db is not None
     async with stalled(gw.url, key, 8) as uploads:
         for _ in range(200):  # all eight are being received
             if gw.state.retrieval.uploads.in_progress == 8 and spool_fds(str(tmp_path)) == 8:
@@ -167,8 +177,7 @@ async def test_stalled_uploads_hold_no_connection_and_leave_nothing(
             await asyncio.sleep(0.02)
         assert [await u.answer() for u in uploads] == [b""] * 8  # all accepted, all waiting
         assert spool_fds(str(tmp_path)) == 8 and list(tmp_path.iterdir()) == []
-        assert gw.state.retrieval.db.pool.checkedout() == 0  # type: ignore[attr-defined]
-        assert gw.state.storage.db.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert checked_out(gw.state.retrieval.db) == checked_out(gw.storage.db) == 0
         # Everything else goes on meanwhile.
         async with gw.client(headers={"authorization": f"Bearer {key}"}) as client:
             listed = await client.get("/v1/files")
@@ -187,7 +196,7 @@ async def test_uploads_per_key_are_limited_with_retry_after(
     rag_factory: RagFactory, database_url: str, sdk: Any
 ) -> None:
     gw = await rag_factory(database_url, max_uploads_per_key=3)
-    greedy, other = await create_key(gw, "greedy"), await create_key(gw, "other")
+    greedy, other = (await create_key(gw, "greedy")).secret, (await create_key(gw, "other")).secret
     assert gw.state.retrieval is not None
     async with stalled(gw.url, greedy, 3):
         for _ in range(100):  # all three are being received

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,9 @@ PERSON = {
 }
 
 
-def check(spec: dict, text: str = "", calls: list[tuple[str, str]] | None = None) -> str | None:
+def check(
+    spec: dict[str, Any], text: str = "", calls: list[tuple[str, str]] | None = None
+) -> str | None:
     return parse_check(spec)(Answer(text, calls or []))
 
 

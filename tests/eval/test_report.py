@@ -69,7 +69,7 @@ def test_table_side_by_side() -> None:
 class RefusingClient:
     """Answers like vLLM started without a tool-call parser: tools are refused with 400."""
 
-    async def chat(self, body: dict) -> Answer:
+    async def chat(self, body: dict[str, Any]) -> Answer:
         if body.get("tools"):
             raise EvalApiError(400, 'tool_choice="required" requires --tool-call-parser to be set')
         if "boom" in body["messages"][0]["content"]:
@@ -146,7 +146,7 @@ class LimitedClient:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def chat(self, body: dict) -> Answer:
+    async def chat(self, body: dict[str, Any]) -> Answer:
         self.calls += 1
         if self.calls <= 2:
             raise EvalApiError(429, "Rate limit reached", retry_after_s=0.01)

@@ -15,7 +15,9 @@ from gateway.local.models import LocalModel
 from gateway.local.stack import embedding_only, gateway_env
 
 
-def test_two_process_engines_of_the_chat_model_under_two_names(tmp_path, monkeypatch):
+def test_two_process_engines_of_the_chat_model_under_two_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     chat = LocalModel(name="smollm2-135m-instruct", path=tmp_path / "smollm2")
     group = chat_group(
         chat,
@@ -53,16 +55,17 @@ def test_two_process_engines_of_the_chat_model_under_two_names(tmp_path, monkeyp
         assert "VLLM_API_KEY" not in engine.env
     assert json.loads(env["GATEWAY_MODEL_ALIASES"]) == {
         "gpt-4o-mini": "smollm2-135m-instruct",
+        "claude-*": "smollm2-135m-instruct",
         "text-embedding-3-small": "all-minilm-l6-v2",
     }
 
 
-def test_the_embedding_engine_alone_keeps_to_its_cpus(tmp_path):
+def test_the_embedding_engine_alone_keeps_to_its_cpus(tmp_path: Path) -> None:
     (spec,) = embedding_only(LocalModel("all-minilm-l6-v2", tmp_path), [0, 1], 7300, "k")
     assert spec.runner == "pooling" and spec.extra_env["VLLM_CPU_OMP_THREADS_BIND"] == "1"
 
 
-def test_chat_group_does_not_go_with_upstream(tmp_path: Path):
+def test_chat_group_does_not_go_with_upstream(tmp_path: Path) -> None:
     _register()
     result = CliRunner().invoke(
         cli, ["up", "--chat-group", "--upstream", "http://127.0.0.1:1", "--data-dir", str(tmp_path)]
@@ -71,6 +74,6 @@ def test_chat_group_does_not_go_with_upstream(tmp_path: Path):
 
 
 @pytest.mark.parametrize("flag", ["--chat-group"])
-def test_the_flag_is_documented(flag: str):
+def test_the_flag_is_documented(flag: str) -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert f"gateway up {flag}" in readme

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
 from gateway.errors import (
     AuthenticationError,
     DatabaseUnavailable,
+    GatewayError,
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
@@ -23,11 +26,11 @@ from gateway.upstream.dialect import ANTHROPIC
 from gateway.upstream.sse import StreamUsage
 
 
-def event(name: str, payload: dict) -> bytes:
+def event(name: str, payload: dict[str, Any]) -> bytes:
     return f"event: {name}\n".encode() + b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def test_stream_usage_from_message_start_and_delta():
+def test_stream_usage_from_message_start_and_delta() -> None:
     usage = StreamUsage()
     start = {"type": "message_start", "message": {"usage": {"input_tokens": 9, "output_tokens": 1}}}
     assert not event_usage(event("message_start", start), usage)
@@ -46,7 +49,7 @@ def test_stream_usage_from_message_start_and_delta():
     assert (usage.prompt_tokens, usage.completion_tokens) == (9, 4)
 
 
-def test_cached_prompt_tokens_count_towards_the_prompt():
+def test_cached_prompt_tokens_count_towards_the_prompt() -> None:
     usage = {"input_tokens": 2, "output_tokens": 5, "cache_read_input_tokens": 30}
     assert body_usage(usage) == (32, 5)
     # Anthropic's own message_delta leaves the prompt out: the start's count stays.
@@ -57,7 +60,7 @@ def test_cached_prompt_tokens_count_towards_the_prompt():
     assert (stream.prompt_tokens, stream.completion_tokens) == (32, 5)
 
 
-def test_whole_message_body():
+def test_whole_message_body() -> None:
     body = orjson.dumps({"type": "message", "usage": {"input_tokens": 7, "output_tokens": 3}})
     assert ANTHROPIC.read_body(body) == (7, 3)
     assert ANTHROPIC.read_body(b'{"input_tokens": 12}') is None  # count_tokens: no usage
@@ -78,13 +81,13 @@ def test_whole_message_body():
         (UpstreamTimeout("m"), 504, "timeout_error"),
     ],
 )
-def test_gateway_errors_in_anthropic_shape(error, status, type_):
+def test_gateway_errors_in_anthropic_shape(error: GatewayError, status: int, type_: str) -> None:
     got_status, body = anthropic_errors.render(error)
     assert got_status == status
     assert orjson.loads(body) == {"type": "error", "error": {"type": type_, "message": "m"}}
 
 
-def test_stream_error_event_is_anthropic_framed():
+def test_stream_error_event_is_anthropic_framed() -> None:
     raw = ANTHROPIC.stream_error("gone", "upstream_disconnected", 502)
     assert raw.startswith(b"event: error\ndata: ")
     assert orjson.loads(raw.split(b"data: ", 1)[1])["error"] == {

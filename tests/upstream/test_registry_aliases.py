@@ -5,7 +5,7 @@ from __future__ import annotations
 from gateway.upstream.registry import Registry
 
 
-def test_exact_then_longest_prefix():
+def test_exact_then_longest_prefix() -> None:
     registry = Registry(
         [],
         {
@@ -23,7 +23,7 @@ def test_exact_then_longest_prefix():
     assert registry.served_id("other") == "other"
 
 
-def test_prefix_aliases_are_not_listed_as_models():
+def test_prefix_aliases_are_not_listed_as_models() -> None:
     registry = Registry(["http://e"], {"claude-*": "m", "gpt-4o-mini": "m"})
     registry.set_models(registry.upstreams[0], [{"id": "m"}])
     assert set(registry.model_cards()) == {"m", "gpt-4o-mini"}

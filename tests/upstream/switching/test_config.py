@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from gateway.config import Settings
 
-TWO = {
+TWO: dict[str, Any] = {
     "name": "gpu0",
     "engines": [
         {"url": "http://chat:8000/v1", "model": "chat-70b", "sleep_level": 1},
@@ -18,7 +20,7 @@ TWO = {
 }
 
 
-def test_groups_from_yaml_with_defaults(monkeypatch, tmp_path):
+def test_groups_from_yaml_with_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     config = tmp_path / "gateway.yaml"
     config.write_text(
         "upstreams: [http://embed:8000]\n"
@@ -50,7 +52,7 @@ def test_groups_from_yaml_with_defaults(monkeypatch, tmp_path):
     ]
 
 
-def test_groups_from_env_as_json(monkeypatch):
+def test_groups_from_env_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_ENGINE_GROUPS", json.dumps([TWO]))
     monkeypatch.setenv("GATEWAY_UPSTREAMS", "http://chat:8000")
     settings = Settings()
@@ -61,7 +63,7 @@ def test_groups_from_env_as_json(monkeypatch):
     assert settings.engine_urls() == ["http://chat:8000", "http://coder:8000"]
 
 
-def test_no_groups_by_default():
+def test_no_groups_by_default() -> None:
     settings = Settings()
     assert settings.engine_groups == []
     assert settings.engine_urls() == settings.upstreams
@@ -94,6 +96,6 @@ def test_no_groups_by_default():
         ([TWO, {**TWO, "engines": [{"url": "http://x:1", "model": "x"}]}], "used twice"),
     ],
 )
-def test_bad_groups_are_refused_clearly(groups, message):
+def test_bad_groups_are_refused_clearly(groups: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(engine_groups=groups)

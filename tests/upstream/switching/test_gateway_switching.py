@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.conftest import GatewayFactory, RunningGateway
+from tests.fakes.engine import FakeEngine
 from tests.fakes.sleeping_engine import Device, SleepingEngine
 
 CHAT = "/v1/chat/completions"
@@ -28,8 +29,10 @@ async def device() -> AsyncIterator[Device]:
 
 @pytest.fixture
 async def pair(device: Device) -> AsyncIterator[tuple[SleepingEngine, SleepingEngine]]:
-    first = await SleepingEngine("chat-a", device, awake=True, wake_s=0.3).start()
-    second = await SleepingEngine("chat-b", device, wake_s=0.3).start()
+    first = SleepingEngine("chat-a", device, awake=True, wake_s=0.3)
+    second = SleepingEngine("chat-b", device, wake_s=0.3)
+    await first.start()
+    await second.start()
     yield first, second
     await first.stop()
     await second.stop()
@@ -63,7 +66,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 async def test_alternating_requests_all_succeed_and_the_wait_is_visible(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     gateway = await group_gateway(gateway_factory, pair)
     waits: list[int] = []
@@ -89,7 +92,7 @@ async def test_alternating_requests_all_succeed_and_the_wait_is_visible(
 
 async def test_concurrent_mixed_requests_are_batched_per_model(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     gateway = await group_gateway(gateway_factory, pair, min_residency_s=0.5)
     async with httpx.AsyncClient(base_url=gateway.url, timeout=30) as client:
@@ -103,7 +106,7 @@ async def test_concurrent_mixed_requests_are_batched_per_model(
 
 async def test_a_running_stream_finishes_before_its_engine_sleeps(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     first.behaviour.chunks, first.behaviour.chunk_delay = 10, 0.1
     gateway = await group_gateway(gateway_factory, pair)
@@ -121,7 +124,7 @@ async def test_a_running_stream_finishes_before_its_engine_sleeps(
 
 async def test_a_full_queue_is_refused_with_retry_after(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     first.behaviour.chunks, first.behaviour.chunk_delay = 8, 0.1
     gateway = await group_gateway(gateway_factory, pair, queue_max=2)
@@ -142,7 +145,7 @@ async def test_a_full_queue_is_refused_with_retry_after(
 
 async def test_a_failed_wake_is_a_clear_503_and_recovers(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     second.fail_wake = True
     gateway = await group_gateway(gateway_factory, pair)
@@ -163,7 +166,7 @@ async def test_a_failed_wake_is_a_clear_503_and_recovers(
 
 async def test_models_are_listed_asleep_or_awake(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     gateway = await group_gateway(gateway_factory, pair)
     async with gateway.client() as client:
@@ -182,7 +185,7 @@ async def test_models_are_listed_asleep_or_awake(
 
 async def test_level_two_sleep_reloads_the_weights_on_wake(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     gateway = await group_gateway(gateway_factory, pair, level=2)
     async with gateway.client() as client:
@@ -194,7 +197,7 @@ async def test_level_two_sleep_reloads_the_weights_on_wake(
 
 async def test_a_client_that_leaves_while_waiting_leaves_the_queue(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     first.behaviour.chunks, first.behaviour.chunk_delay = 6, 0.1
     gateway = await group_gateway(gateway_factory, pair)
@@ -213,8 +216,10 @@ async def test_a_client_that_leaves_while_waiting_leaves_the_queue(
 
 
 async def test_engines_outside_the_group_are_untouched(
-    gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine], engine
-):
+    gateway_factory: GatewayFactory,
+    pair: tuple[SleepingEngine, SleepingEngine],
+    engine: FakeEngine,
+) -> None:
     gateway = await gateway_factory(
         upstreams=[engine.url],
         engine_groups=[
@@ -234,7 +239,7 @@ async def test_engines_outside_the_group_are_untouched(
 
 async def test_time_to_first_token_includes_the_wait(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     _, second = pair
     gateway = await group_gateway(gateway_factory, pair)
     async with gateway.client() as client:
@@ -248,7 +253,7 @@ async def test_time_to_first_token_includes_the_wait(
 
 async def test_a_drain_past_its_timeout_refuses_the_waiter_and_cuts_nothing(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     first.behaviour.chunks, first.behaviour.chunk_delay = 10, 0.1
     gateway = await group_gateway(gateway_factory, pair, drain_timeout_s=0.3)
@@ -265,7 +270,7 @@ async def test_a_drain_past_its_timeout_refuses_the_waiter_and_cuts_nothing(
 
 async def test_a_woken_engine_keeps_the_device_for_its_minimum_residency(
     gateway_factory: GatewayFactory, pair: tuple[SleepingEngine, SleepingEngine]
-):
+) -> None:
     first, second = pair
     gateway = await group_gateway(gateway_factory, pair, min_residency_s=1.0)
     async with gateway.client() as client:

@@ -27,19 +27,19 @@ LIMITS = Limits(
 )
 
 
-def policy(awake: str | None = "a", **changes: float) -> Policy:
-    limits = dataclasses.replace(LIMITS, **changes)
+def policy(awake: str | None = "a", *, idle_sleep_s: float = 0) -> Policy:
+    limits = dataclasses.replace(LIMITS, idle_sleep_s=idle_sleep_s)
     return Policy(["a", "b", "c"], limits, awake=frozenset({awake} if awake else ()), now=0)
 
 
-def test_a_request_for_the_awake_engine_goes_straight_through():
+def test_a_request_for_the_awake_engine_goes_straight_through() -> None:
     p = policy()
     ticket, actions = p.request("a", now=1)
     assert actions == [Admit(ticket, "a")]
     assert p.in_flight("a") == 1
 
 
-def test_a_request_for_a_sleeping_engine_wakes_it_when_the_device_is_free():
+def test_a_request_for_a_sleeping_engine_wakes_it_when_the_device_is_free() -> None:
     p = policy(awake=None)
     ticket, actions = p.request("b", now=1)
     assert actions == [Wake("b")]
@@ -48,7 +48,7 @@ def test_a_request_for_a_sleeping_engine_wakes_it_when_the_device_is_free():
     assert p.state("b") is State.AWAKE and p.in_flight("b") == 1
 
 
-def test_a_switch_drains_the_awake_engine_sleeps_it_then_wakes_the_target_in_order():
+def test_a_switch_drains_the_awake_engine_sleeps_it_then_wakes_the_target_in_order() -> None:
     p = policy()
     running, _ = p.request("a", now=11)
     first, actions = p.request("b", now=12)
@@ -65,13 +65,13 @@ def test_a_switch_drains_the_awake_engine_sleeps_it_then_wakes_the_target_in_ord
     assert running < first < second < late
 
 
-def test_an_idle_awake_engine_sleeps_at_once_for_a_waiter():
+def test_an_idle_awake_engine_sleeps_at_once_for_a_waiter() -> None:
     p = policy()
     _, actions = p.request("b", now=20)
     assert actions == [Sleep("a")]
 
 
-def test_minimum_residency_holds_other_models_back_and_batches_them():
+def test_minimum_residency_holds_other_models_back_and_batches_them() -> None:
     p = policy()
     t1, actions = p.request("b", now=2)
     assert actions == [] and p.state("a") is State.AWAKE
@@ -88,7 +88,7 @@ def test_minimum_residency_holds_other_models_back_and_batches_them():
     assert p.woke("b", True, now=13) == [Admit(t1, "b"), Admit(t2, "b")]
 
 
-def test_the_longest_waiter_decides_the_next_engine():
+def test_the_longest_waiter_decides_the_next_engine() -> None:
     p = policy()
     tc, _ = p.request("c", now=1)
     tb, _ = p.request("b", now=2)
@@ -100,7 +100,7 @@ def test_the_longest_waiter_decides_the_next_engine():
     assert p.next_deadline() == 22
 
 
-def test_the_queue_is_bounded_per_model_with_a_retry_after():
+def test_the_queue_is_bounded_per_model_with_a_retry_after() -> None:
     p = policy()
     for _ in range(3):
         p.request("b", now=1)
@@ -111,7 +111,7 @@ def test_the_queue_is_bounded_per_model_with_a_retry_after():
     assert not any(isinstance(a, Refuse) for a in actions)
 
 
-def test_a_drain_that_takes_too_long_is_called_off_and_never_cuts_requests():
+def test_a_drain_that_takes_too_long_is_called_off_and_never_cuts_requests() -> None:
     p = policy()
     p.request("a", now=11)
     waiter, _ = p.request("b", now=12)
@@ -125,7 +125,7 @@ def test_a_drain_that_takes_too_long_is_called_off_and_never_cuts_requests():
     assert actions == [] and p.next_deadline() == 52
 
 
-def test_a_failed_wake_refuses_the_waiters_cools_down_then_retries():
+def test_a_failed_wake_refuses_the_waiters_cools_down_then_retries() -> None:
     p = policy(awake=None)
     t1, _ = p.request("b", now=1)
     t2, _ = p.request("b", now=1)
@@ -147,7 +147,7 @@ def test_a_failed_wake_refuses_the_waiters_cools_down_then_retries():
     assert p.slept("c", True, now=21) == [Wake("b")]
 
 
-def test_a_failed_sleep_keeps_the_engine_awake_and_refuses_the_target_waiters():
+def test_a_failed_sleep_keeps_the_engine_awake_and_refuses_the_target_waiters() -> None:
     p = policy()
     waiter, actions = p.request("b", now=20)
     assert actions == [Sleep("a")]
@@ -159,7 +159,7 @@ def test_a_failed_sleep_keeps_the_engine_awake_and_refuses_the_target_waiters():
     assert p.state("a") is State.AWAKE and p.state("b") is State.ASLEEP
 
 
-def test_an_engine_lost_while_waking_refuses_its_waiters():
+def test_an_engine_lost_while_waking_refuses_its_waiters() -> None:
     p = policy(awake=None)
     t1, _ = p.request("b", now=1)
     assert p.lost("b", now=2) == [Refuse(t1, "b", Why.LOST, 5)]
@@ -168,7 +168,7 @@ def test_an_engine_lost_while_waking_refuses_its_waiters():
     assert p.woke("b", True, now=3) == [] and p.state("b") is State.ASLEEP
 
 
-def test_an_engine_lost_while_draining_frees_the_device_for_the_target():
+def test_an_engine_lost_while_draining_frees_the_device_for_the_target() -> None:
     p = policy()
     p.request("a", now=11)
     waiter, _ = p.request("b", now=12)
@@ -178,7 +178,7 @@ def test_an_engine_lost_while_draining_frees_the_device_for_the_target():
     assert p.woke("b", True, now=14) == [Admit(waiter, "b")]
 
 
-def test_an_awake_engine_lost_is_woken_again_by_the_next_request():
+def test_an_awake_engine_lost_is_woken_again_by_the_next_request() -> None:
     p = policy()
     assert p.lost("a", now=1) == []
     ticket, actions = p.request("a", now=2)
@@ -186,7 +186,7 @@ def test_an_awake_engine_lost_is_woken_again_by_the_next_request():
     assert p.woke("a", True, now=3) == [Admit(ticket, "a")]
 
 
-def test_cancelled_waiters_leave_the_queue_and_an_unneeded_drain_is_called_off():
+def test_cancelled_waiters_leave_the_queue_and_an_unneeded_drain_is_called_off() -> None:
     p = policy()
     p.request("a", now=11)
     waiter, _ = p.request("b", now=12)
@@ -199,7 +199,7 @@ def test_cancelled_waiters_leave_the_queue_and_an_unneeded_drain_is_called_off()
     assert p.cancel(late, "a", now=14) == (False, [])
 
 
-def test_an_idle_engine_is_put_to_sleep():
+def test_an_idle_engine_is_put_to_sleep() -> None:
     p = policy(idle_sleep_s=60)
     _ticket, _ = p.request("a", now=1)
     p.finished("a", now=5)
@@ -210,13 +210,13 @@ def test_an_idle_engine_is_put_to_sleep():
     assert p.state("a") is State.ASLEEP and p.next_deadline() is None
 
 
-def test_no_idle_sleep_while_requests_run():
+def test_no_idle_sleep_while_requests_run() -> None:
     p = policy(idle_sleep_s=60)
     p.request("a", now=1)
     assert p.tick(now=500) == []
 
 
-def test_two_may_be_awake_when_the_group_allows_it():
+def test_two_may_be_awake_when_the_group_allows_it() -> None:
     p = Policy(["a", "b", "c"], Limits(max_awake=2, min_residency_s=0), awake=frozenset({"a"}))
     tb, actions = p.request("b", now=1)
     assert actions == [Wake("b")]
@@ -230,12 +230,12 @@ def test_two_may_be_awake_when_the_group_allows_it():
     assert p.woke("c", True, now=7) == [Admit(tc, "c")]
 
 
-def test_more_engines_awake_at_start_than_allowed_is_refused():
+def test_more_engines_awake_at_start_than_allowed_is_refused() -> None:
     with pytest.raises(ValueError, match="more engines awake"):
         Policy(["a", "b"], LIMITS, awake=frozenset({"a", "b"}))
 
 
-def test_a_target_lost_while_the_holder_sleeps_lets_the_sleep_finish_for_nobody():
+def test_a_target_lost_while_the_holder_sleeps_lets_the_sleep_finish_for_nobody() -> None:
     p = policy()
     waiter, actions = p.request("b", now=20)
     assert actions == [Sleep("a")]

@@ -146,7 +146,7 @@ def settle(policy: Policy, device: Device, now: float) -> None:
 
 @pytest.mark.parametrize("max_awake", [1, 2])
 @pytest.mark.parametrize("idle_sleep_s", [0, 30])
-def test_random_interleavings_keep_every_invariant(max_awake: int, idle_sleep_s: float):
+def test_random_interleavings_keep_every_invariant(max_awake: int, idle_sleep_s: float) -> None:
     for seed in range(150):
         rng = random.Random(seed)
         limits = Limits(
@@ -169,7 +169,7 @@ def test_random_interleavings_keep_every_invariant(max_awake: int, idle_sleep_s:
             raise AssertionError(f"seed {seed}: {exc}") from exc
 
 
-def test_alternating_requests_all_get_served_without_thrashing():
+def test_alternating_requests_all_get_served_without_thrashing() -> None:
     """Two models asked in turn: every request is served, and requests that arrive
     together are served by one wake each rather than one switch per request."""
     limits = Limits(min_residency_s=10, drain_timeout_s=60, queue_max=100)

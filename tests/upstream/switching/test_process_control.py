@@ -9,6 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import GatewayFactory
 from tests.fakes.engine import free_port
 
@@ -40,7 +42,7 @@ def engine(model: str, port: int, log: Path) -> dict[str, object]:
 
 def running(model: str) -> list[int]:
     """Pids of live engine processes serving `model`, read from /proc."""
-    found = []
+    found: list[int] = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -60,8 +62,8 @@ def environ(pid: int) -> dict[str, str]:
 
 
 async def test_processes_are_switched_one_at_a_time(
-    gateway_factory: GatewayFactory, tmp_path, monkeypatch
-):
+    gateway_factory: GatewayFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # One of the gateway's own settings, in its environment: not the engines' business.
     monkeypatch.setenv("GATEWAY_SPOOL_DIR", str(tmp_path))
     models = ["proc-a", "proc-b"]
@@ -116,5 +118,5 @@ async def test_processes_are_switched_one_at_a_time(
     assert both == []
     # Stopping the gateway stops the engine it started.
     gateway.server.should_exit = True
-    await gateway.server._task  # type: ignore[attr-defined]
+    await gateway.task
     assert running("proc-a") == [] and running("proc-b") == []

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from gateway.config import Settings
 from gateway.upstream.switching.config import EngineGroup
 
@@ -17,7 +19,9 @@ def section(title: str) -> str:
     return README[start:end]
 
 
-def test_every_yaml_recipe_of_the_section_loads(monkeypatch, tmp_path):
+def test_every_yaml_recipe_of_the_section_loads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     blocks = re.findall(r"```yaml\n(.*?)```", section("Several models on one GPU"), re.S)
     assert len(blocks) == 2
     for i, block in enumerate(blocks):
@@ -33,7 +37,7 @@ def test_every_yaml_recipe_of_the_section_loads(monkeypatch, tmp_path):
         assert f"{name}: {field.default:g}" in blocks[0], name
 
 
-def test_the_documented_metrics_exist():
+def test_the_documented_metrics_exist() -> None:
     from gateway.metrics import Metrics
 
     names = {m.name for m in Metrics().registry.collect()}

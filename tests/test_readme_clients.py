@@ -16,9 +16,9 @@ from typing import Any
 import anthropic
 import yaml
 
-from tests.api.test_keys_limits_usage import ADMIN, create_key, guarded
+from tests.admin import ADMIN_KEY, create_key
 from tests.api.test_metering import wait_rows
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
@@ -64,16 +64,23 @@ async def run(*argv: str, env: dict[str, str] | None = None) -> str:
     return out.decode()
 
 
-async def stack(factory: GatewayFactory, database_url: str) -> tuple[Any, str, FakeEngine]:
+async def stack(
+    factory: GatewayFactory, database_url: str
+) -> tuple[RunningGateway, str, FakeEngine]:
     """A gateway with the README's aliases in front of an engine serving `gateway up`'s
     chat model."""
     chat = await FakeEngine(CHAT_MODEL).start()
     aliases = yaml.safe_load(blocks(section("Claude Code and the Anthropic SDK"), "yaml")[0])
-    gw = await guarded(factory, chat, database_url, model_aliases=aliases["model_aliases"])
-    return gw, (await create_key(gw, tpm=1_000_000))["key"], chat
+    gw = await factory(
+        upstreams=[chat.url],
+        database_url=database_url,
+        admin_key=ADMIN_KEY,
+        model_aliases=aliases["model_aliases"],
+    )
+    return gw, (await create_key(gw, tpm=1_000_000)).secret, chat
 
 
-async def test_the_anthropic_sdk_recipe(gateway_factory: GatewayFactory, database_url: str):
+async def test_the_anthropic_sdk_recipe(gateway_factory: GatewayFactory, database_url: str) -> None:
     gw, key, chat = await stack(gateway_factory, database_url)
     try:
         code = blocks(section("The `anthropic` SDK"), "python")[0]
@@ -89,7 +96,7 @@ async def test_the_anthropic_sdk_recipe(gateway_factory: GatewayFactory, databas
     assert [r[2:4] for r in rows] == [(7, 3), (7, 3), (0, 0)]
 
 
-async def test_the_claude_code_recipe(gateway_factory: GatewayFactory, database_url: str):
+async def test_the_claude_code_recipe(gateway_factory: GatewayFactory, database_url: str) -> None:
     """`claude` itself is an npm package this machine does not have: its environment is
     read from the README and used as Claude Code uses it (the SDK's beta client, which adds
     `?beta=true`, the key as a bearer token, a dated claude-* model)."""
@@ -127,14 +134,14 @@ async def test_the_claude_code_recipe(gateway_factory: GatewayFactory, database_
 
 async def test_the_curl_recipes_for_tokenize_and_rerank(
     gateway_factory: GatewayFactory, database_url: str
-):
+) -> None:
     chat = await FakeEngine(CHAT_MODEL).start()
     embedding = await FakeEngine(EMBEDDING_MODEL).start()
     try:
         gw = await gateway_factory(
-            upstreams=[chat.url, embedding.url], database_url=database_url, admin_key=ADMIN
+            upstreams=[chat.url, embedding.url], database_url=database_url, admin_key=ADMIN_KEY
         )
-        key = (await create_key(gw))["key"]
+        key = (await create_key(gw)).secret
         routes = section("vLLM's other routes: tokenize, rerank, score, pooling, classify, audio")
         script = blocks(routes, "bash")[0]
         out = await run(

@@ -3,20 +3,22 @@ request shaped as Claude Code sends it, against the fake engine (vLLM's shapes).
 
 from __future__ import annotations
 
-from typing import Any
+from anthropic.types import MessageParam, ToolParam
 
 from tests.conftest import Client, GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
 
-MESSAGES: list[Any] = [{"role": "user", "content": "Hello there"}]
-WEATHER_TOOL = {
+MESSAGES: list[MessageParam] = [{"role": "user", "content": "Hello there"}]
+WEATHER_TOOL: ToolParam = {
     "name": "get_weather",
     "description": "The weather in a city",
     "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}},
 }
 
 
-async def test_sdk_plain_message(claude: Client, gateway: RunningGateway, engine: FakeEngine):
+async def test_sdk_plain_message(
+    claude: Client, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     message = await claude(gateway).messages.create(
         model="fake-model", max_tokens=64, messages=MESSAGES
     )
@@ -29,7 +31,7 @@ async def test_sdk_plain_message(claude: Client, gateway: RunningGateway, engine
     assert "x-api-key" not in seen and "authorization" not in seen
 
 
-async def test_sdk_stream(claude: Client, gateway: RunningGateway, engine: FakeEngine):
+async def test_sdk_stream(claude: Client, gateway: RunningGateway, engine: FakeEngine) -> None:
     async with claude(gateway).messages.stream(
         model="fake-model", max_tokens=64, messages=MESSAGES
     ) as stream:
@@ -40,12 +42,12 @@ async def test_sdk_stream(claude: Client, gateway: RunningGateway, engine: FakeE
     assert engine.seen.bodies[0]["stream"] is True
 
 
-async def test_sdk_tool_use(claude: Client, gateway: RunningGateway):
+async def test_sdk_tool_use(claude: Client, gateway: RunningGateway) -> None:
     message = await claude(gateway).messages.create(
         model="fake-model",
         max_tokens=64,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "any"},
     )
     assert message.stop_reason == "tool_use"
@@ -56,7 +58,7 @@ async def test_sdk_tool_use(claude: Client, gateway: RunningGateway):
         model="fake-model",
         max_tokens=64,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "any"},
     ) as stream:
         final = await stream.get_final_message()
@@ -64,7 +66,9 @@ async def test_sdk_tool_use(claude: Client, gateway: RunningGateway):
     assert final.content[0].input == {"location": "Paris"}
 
 
-async def test_sdk_count_tokens(claude: Client, gateway: RunningGateway, engine: FakeEngine):
+async def test_sdk_count_tokens(
+    claude: Client, gateway: RunningGateway, engine: FakeEngine
+) -> None:
     counted = await claude(gateway).messages.count_tokens(
         model="fake-model",
         system="Be brief.",
@@ -74,7 +78,9 @@ async def test_sdk_count_tokens(claude: Client, gateway: RunningGateway, engine:
     assert engine.seen.bodies[0]["system"] == "Be brief."
 
 
-async def test_claude_code_shaped_request(engine: FakeEngine, gateway_factory: GatewayFactory):
+async def test_claude_code_shaped_request(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     """What Claude Code sends (its beta client: `?beta=true`, beta headers, system blocks
     with cache_control, tools, thinking, metadata), under a dated claude-* model name
     that a prefix alias maps to the local model."""

@@ -4,19 +4,29 @@ Anthropic's shape and statuses (the SDK's exception classes prove the statuses).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, TypedDict
 
 import anthropic
 import httpx
 import pytest
+from anthropic.types import MessageParam
 
+from tests.admin import create_key
 from tests.api.test_anthropic import MESSAGES
-from tests.api.test_keys_limits_usage import create_key, guarded
 from tests.api.test_metering import wait_rows
 from tests.conftest import Client, GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine, free_port
 
-BODY = {"model": "fake-model", "max_tokens": 64, "messages": MESSAGES}
+
+class Body(TypedDict):
+    """The keyword arguments of a plain `messages.create` (and the JSON body it posts)."""
+
+    model: str
+    max_tokens: int
+    messages: list[MessageParam]
+
+
+BODY: Body = {"model": "fake-model", "max_tokens": 64, "messages": MESSAGES}
 
 
 def assert_anthropic_error(response: httpx.Response, status: int, type_: str) -> str:
@@ -28,10 +38,10 @@ def assert_anthropic_error(response: httpx.Response, status: int, type_: str) ->
 
 
 async def test_keys_from_x_api_key_or_bearer_and_401(
-    claude: Client, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    key = (await create_key(gw))["key"]
+    claude: Client, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    key = (await create_key(gw)).secret
     assert (await claude(gw, api_key=key).messages.create(**BODY)).content
     # ANTHROPIC_AUTH_TOKEN (Claude Code) sends the key as a bearer token.
     bearer = claude(gw, api_key=None, auth_token=key)
@@ -45,25 +55,27 @@ async def test_keys_from_x_api_key_or_bearer_and_401(
 
 
 async def test_forbidden_and_unknown_models(
-    claude: Client, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    narrow = (await create_key(gw, models=["other-model"]))["key"]
-    wide = (await create_key(gw))["key"]
+    claude: Client, engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    narrow = (await create_key(gw, models=["other-model"])).secret
+    wide = (await create_key(gw)).secret
     with pytest.raises(anthropic.PermissionDeniedError) as forbidden:
         await claude(gw, api_key=narrow).messages.create(**BODY)
     assert forbidden.value.body["error"]["type"] == "permission_error"  # type: ignore[index]
     with pytest.raises(anthropic.NotFoundError) as unknown:
-        await claude(gw, api_key=wide).messages.create(**{**BODY, "model": "claude-opus-4"})
+        await claude(gw, api_key=wide).messages.create(
+            model="claude-opus-4", max_tokens=64, messages=MESSAGES
+        )
     assert unknown.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
     assert engine.seen.bodies == []
 
 
 async def test_rate_limit_is_429_with_retry_after(
-    claude: Client, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    key = (await create_key(gw, rpm=1))["key"]
+    claude: Client, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    key = (await create_key(gw, rpm=1)).secret
     await claude(gw, api_key=key).messages.create(**BODY)
     with pytest.raises(anthropic.RateLimitError) as limited:
         await claude(gw, api_key=key).messages.create(**BODY)
@@ -72,10 +84,10 @@ async def test_rate_limit_is_429_with_retry_after(
 
 
 async def test_max_tokens_is_reserved_against_tpm(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    key = (await create_key(gw, tpm=1000))["key"]
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    key = (await create_key(gw, tpm=1000)).secret
     async with gw.client(headers={"x-api-key": key}) as client:
         too_big = await client.post("/v1/messages", json={**BODY, "max_tokens": 5000})
         fits = await client.post("/v1/messages", json={**BODY, "max_tokens": 100})
@@ -84,7 +96,7 @@ async def test_max_tokens_is_reserved_against_tpm(
     assert len(engine.seen.bodies) == 1
 
 
-async def test_bad_requests_are_400_invalid_request_error(gateway: RunningGateway):
+async def test_bad_requests_are_400_invalid_request_error(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         no_max = await client.post(
             "/v1/messages", json={"model": "fake-model", "messages": MESSAGES}
@@ -100,7 +112,7 @@ async def test_bad_requests_are_400_invalid_request_error(gateway: RunningGatewa
 
 async def test_body_over_the_cap_is_413_request_too_large(
     engine: FakeEngine, gateway_factory: GatewayFactory
-):
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], max_body_bytes=1000)
     big = {**BODY, "messages": [{"role": "user", "content": "x" * 2000}]}
     async with gw.client() as client:
@@ -108,7 +120,7 @@ async def test_body_over_the_cap_is_413_request_too_large(
     assert "GATEWAY_MAX_BODY_BYTES" in assert_anthropic_error(response, 413, "request_too_large")
 
 
-async def test_no_engine_is_529_overloaded(claude: Client, gateway_factory: GatewayFactory):
+async def test_no_engine_is_529_overloaded(claude: Client, gateway_factory: GatewayFactory) -> None:
     gw = await gateway_factory(upstreams=[f"http://127.0.0.1:{free_port()}"])
     with pytest.raises(anthropic.OverloadedError) as overloaded:
         await claude(gw).messages.create(**BODY)
@@ -146,7 +158,7 @@ async def test_no_engine_is_529_overloaded(claude: Client, gateway_factory: Gate
 )
 async def test_engine_errors_become_anthropic_errors(
     gateway: RunningGateway, engine: FakeEngine, status: int, body: dict[str, Any], type_: str
-):
+) -> None:
     engine.behaviour.fail_status, engine.behaviour.fail_body = status, body
     async with gateway.client() as client:
         response = await client.post("/v1/messages", json=BODY)
@@ -155,7 +167,7 @@ async def test_engine_errors_become_anthropic_errors(
 
 async def test_engine_without_messages_route_is_404_not_found_error(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     engine.behaviour.unserved = {"/v1/messages"}  # a pooling model's engine
     async with gateway.client() as client:
         response = await client.post("/v1/messages", json=BODY)
@@ -164,7 +176,7 @@ async def test_engine_without_messages_route_is_404_not_found_error(
 
 async def test_mid_stream_failure_is_an_anthropic_error_event(
     claude: Client, gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     engine.behaviour.chunks, engine.behaviour.die_after_chunks = 10, 2
     async with gateway.client() as client:
         response = await client.post("/v1/messages", json={**BODY, "stream": True})
@@ -179,10 +191,10 @@ async def test_mid_stream_failure_is_an_anthropic_error_event(
 
 
 async def test_usage_rows_from_body_stream_and_count_tokens(
-    claude: Client, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    key = (await create_key(gw, tpm=100_000))["key"]
+    claude: Client, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    key = (await create_key(gw, tpm=100_000)).secret
     client = claude(gw, api_key=key)
     await client.messages.create(**BODY)
     async with client.messages.stream(**BODY) as stream:
@@ -202,10 +214,10 @@ async def test_usage_rows_from_body_stream_and_count_tokens(
 
 
 async def test_client_leaving_aborts_the_engine_and_pays_what_it_got(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
-    key = (await create_key(gw, tpm=100_000))["key"]
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
+    key = (await create_key(gw, tpm=100_000)).secret
     engine.behaviour.chunks, engine.behaviour.chunk_delay = 200, 0.02
     deltas = 0
     async with (

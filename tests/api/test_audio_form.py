@@ -19,7 +19,7 @@ def form(*parts: tuple[str, bytes]) -> bytes:
     return body + b"--xx--\r\n"
 
 
-def test_model_and_stream_are_read_and_the_model_replaced():
+def test_model_and_stream_are_read_and_the_model_replaced() -> None:
     raw = form(("file", b"RIFF\r\n--x\r\n" * 100), ("model", b"whisper-1"), ("stream", b"true"))
     found = read_form(raw, TYPE)
     assert (found.model, found.stream) == ("whisper-1", True)
@@ -28,7 +28,7 @@ def test_model_and_stream_are_read_and_the_model_replaced():
     assert replaced.replace(b"openai/whisper-large-v3", b"whisper-1") == raw
 
 
-def test_refusals():
+def test_refusals() -> None:
     with pytest.raises(UnsupportedMediaType):
         read_form(b"{}", b"application/json")
     with pytest.raises(InvalidRequest, match="model"):

@@ -18,28 +18,21 @@ import psycopg
 import pytest
 
 from gateway.db.url import libpq_url
-from tests.api.test_keys_limits_usage import (
-    ADMIN,
-    BODY,
-    CHAT,
-    REDIS,
-    bearer,
-    create_key,
-    guarded,
-)
-from tests.conftest import GatewayFactory, RunningGateway
-from tests.fakes.engine import FakeEngine
+from tests.admin import admin_headers, create_key
+from tests.api.test_keys_limits_usage import BODY, CHAT, REDIS
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
 
 JWT_SECRET = "open-webui-forwarding-secret-for-tests"
 
 
 def open_webui_headers(
-    key: dict[str, Any], user_id: str, email: str, name: str, *, chat: str | None = None
+    secret: str, user_id: str, email: str, name: str, *, chat: str | None = None
 ) -> dict[str, str]:
-    """What Open WebUI's get_headers_and_cookies sends to an OpenAI connection."""
+    """What Open WebUI's get_headers_and_cookies sends to an OpenAI connection with the key
+    `secret`."""
     headers = {
         "Content-Type": "application/json",
-        "Authorization": f"Bearer {key['key']}",
+        "Authorization": f"Bearer {secret}",
         "X-OpenWebUI-User-Name": quote(name, safe=" "),
         "X-OpenWebUI-User-Id": user_id,
         "X-OpenWebUI-User-Email": email,
@@ -92,16 +85,16 @@ BOB = ("7b2d4c8f-2222-4e6f-8a9b-bbbbbbbbbbbb", "bob@example.com", "Bob")
 
 @pytest.mark.parametrize("redis_url", [None, REDIS], ids=["memory", "redis"])
 async def test_two_open_webui_users_get_their_own_limits_and_usage(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str, redis_url: str | None
-):
-    gw = await guarded(gateway_factory, engine, database_url, redis_url=redis_url)
+    keyed_factory: GatewayFactory, database_url: str, redis_url: str | None
+) -> None:
+    gw = await keyed_factory(redis_url=redis_url)
     key = await create_key(gw, trusted_front_end=True, end_user_rpm=2)
-    alice = open_webui_headers(key, *ALICE, chat="chat-1")
-    bob = open_webui_headers(key, *BOB)
+    alice = open_webui_headers(key.secret, *ALICE, chat="chat-1")
+    bob = open_webui_headers(key.secret, *BOB)
     assert [await post_chat(gw, alice) for _ in range(3)] == [200, 200, 429]
     # Alice's exhausted bucket is hers alone: Bob, behind the same key, is served.
     assert [await post_chat(gw, bob) for _ in range(2)] == [200, 200]
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
     rows = end_user_rows(database_url)
     assert [(r[1], r[2]) for r in rows] == [
         ("alice@example.com", 200),
@@ -110,49 +103,49 @@ async def test_two_open_webui_users_get_their_own_limits_and_usage(
         ("bob@example.com", 200),
         ("bob@example.com", 200),
     ]
-    assert {r[0] for r in rows} == {key["id"]}
+    assert {r[0] for r in rows} == {key.id}
 
 
 async def test_the_key_limits_still_bind_its_end_users_together(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, trusted_front_end=True, rpm=3, end_user_rpm=2)
     statuses = [
-        await post_chat(gw, open_webui_headers(key, str(uuid.uuid4()), f"u{i}@x.org", "U"))
+        await post_chat(gw, open_webui_headers(key.secret, str(uuid.uuid4()), f"u{i}@x.org", "U"))
         for i in range(4)
     ]
     assert statuses == [200, 200, 200, 429]  # new names never lift the key's own rpm
 
 
 async def test_an_untrusted_key_cannot_spoof_end_users(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, end_user_jwt_secret=JWT_SECRET)
+    keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(end_user_jwt_secret=JWT_SECRET)
     plain = await create_key(gw, rpm=2)
     forged = open_webui_jwt(*ALICE)
     statuses = []
     for i, who in enumerate((ALICE, BOB, ALICE)):
-        headers = open_webui_headers(plain, *who)
+        headers = open_webui_headers(plain.secret, *who)
         headers["X-OpenWebUI-User-Jwt"] = forged
         statuses.append(await post_chat(gw, headers, user=f"someone-{i}"))
     # One bucket for the key whatever the headers say, and no end user on the rows.
     assert statuses == [200, 200, 429]
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
     assert [r[1:] for r in end_user_rows(database_url)] == [(None, 200), (None, 200), (None, 429)]
     # Nor can it be given end-user limits without being trusted.
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         refused = await client.post("/admin/keys", json={"name": "x", "end_user_rpm": 5})
     assert refused.status_code == 400
     assert "trusted_front_end" in refused.json()["error"]["message"]
 
 
 async def test_signed_open_webui_token_is_verified(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, end_user_jwt_secret=JWT_SECRET)
+    keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(end_user_jwt_secret=JWT_SECRET)
     key = await create_key(gw, trusted_front_end=True)
-    base = {"Content-Type": "application/json", "Authorization": f"Bearer {key['key']}"}
+    base = {"Content-Type": "application/json", "Authorization": f"Bearer {key.secret}"}
     good = {**base, "X-OpenWebUI-User-Jwt": open_webui_jwt(*ALICE), "X-OpenWebUI-Chat-Id": "c"}
     assert await post_chat(gw, good) == 200
     for token in (
@@ -169,8 +162,8 @@ async def test_signed_open_webui_token_is_verified(
         assert error["code"] == "invalid_end_user_token"
         assert token not in error["message"]
     # With a secret, Open WebUI sends only the token: unsigned headers are not believed.
-    assert await post_chat(gw, open_webui_headers(key, *BOB)) == 200
-    await gw.state.storage.usage.flush()
+    assert await post_chat(gw, open_webui_headers(key.secret, *BOB)) == 200
+    await gw.storage.usage.flush()
     assert [(r[1], r[2]) for r in end_user_rows(database_url)] == [
         ("alice@example.com", 200),
         (None, 401),
@@ -181,23 +174,25 @@ async def test_signed_open_webui_token_is_verified(
 
 
 async def test_the_user_field_names_the_end_user_for_other_apps(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str, sdk
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    keyed_factory: GatewayFactory, database_url: str, sdk: SdkFactory
+) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, trusted_front_end=True, end_user_rpm=1)
-    client = sdk(gw, api_key=key["key"])
-    await client.chat.completions.create(**BODY, user="carol")
+    client = sdk(gw, api_key=key.secret)
+    await client.chat.completions.create(
+        model="fake-model", messages=[{"role": "user", "content": "hi"}], user="carol"
+    )
     await client.embeddings.create(model="fake-model", input="hi", user="dave")
     async with gw.client() as http:
-        again = await http.post(CHAT, json={**BODY, "user": "carol"}, headers=bearer(key))
-        too_long = await http.post(CHAT, json={**BODY, "user": "x" * 300}, headers=bearer(key))
-        not_text = await http.post(CHAT, json={**BODY, "user": 42}, headers=bearer(key))
+        again = await http.post(CHAT, json={**BODY, "user": "carol"}, headers=key.headers)
+        too_long = await http.post(CHAT, json={**BODY, "user": "x" * 300}, headers=key.headers)
+        not_text = await http.post(CHAT, json={**BODY, "user": 42}, headers=key.headers)
     assert again.status_code == 429
     assert again.json()["error"]["message"].startswith("Your own limit as an end user")
     assert again.json()["error"]["code"] == "rate_limit_exceeded" and "retry-after" in again.headers
     assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "user"
     assert not_text.status_code == 400 and not_text.json()["error"]["param"] == "user"
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
     assert [(r[1], r[2]) for r in end_user_rows(database_url)] == [
         ("carol", 200),
         ("dave", 200),
@@ -207,12 +202,10 @@ async def test_the_user_field_names_the_end_user_for_other_apps(
     ]
 
 
-async def test_end_user_daily_quota(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+async def test_end_user_daily_quota(keyed_factory: GatewayFactory, database_url: str) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, trusted_front_end=True, end_user_daily_tokens=1)
-    alice, bob = open_webui_headers(key, *ALICE), open_webui_headers(key, *BOB)
+    alice, bob = open_webui_headers(key.secret, *ALICE), open_webui_headers(key.secret, *BOB)
     assert await post_chat(gw, alice) == 200  # uses more than 1 token
     async with gw.client() as client:
         spent = await client.post(CHAT, json=BODY, headers=alice)
@@ -223,15 +216,17 @@ async def test_end_user_daily_quota(
 
 
 async def test_random_end_user_names_do_not_grow_memory(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, limiter_max_states=100)
+    keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(limiter_max_states=100)
     key = await create_key(gw, trusted_front_end=True, end_user_rpm=5, end_user_daily_tokens=10**9)
-    storage = gw.state.storage
+    storage = gw.storage
     storage.quotas.max_entries = 100  # the default is 10,000: keep the test short
     async with gw.client() as client:
         for _ in range(300):
-            headers = open_webui_headers(key, str(uuid.uuid4()), f"{uuid.uuid4()}@x.org", "x")
+            headers = open_webui_headers(
+                key.secret, str(uuid.uuid4()), f"{uuid.uuid4()}@x.org", "x"
+            )
             response = await client.post(CHAT, json=BODY, headers=headers)
             assert response.status_code == 200
     assert storage.limiter.memory_states <= 100
@@ -239,21 +234,21 @@ async def test_random_end_user_names_do_not_grow_memory(
 
 
 async def test_an_override_changes_one_persons_limits_at_once(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url, redis_url=REDIS)
+    keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(redis_url=REDIS)
     key = await create_key(gw, trusted_front_end=True, end_user_rpm=1, end_user_tpm=100_000)
-    alice, bob = open_webui_headers(key, *ALICE), open_webui_headers(key, *BOB)
+    alice, bob = open_webui_headers(key.secret, *ALICE), open_webui_headers(key.secret, *BOB)
     # The key is cached now: the override below must reach the request path all the same.
     assert [await post_chat(gw, alice) for _ in range(2)] == [200, 429]
-    path = f"/admin/keys/{key['id']}/end-users/bob@example.com"
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+    path = f"/admin/keys/{key.id}/end-users/bob@example.com"
+    async with gw.client(headers=admin_headers()) as admin:
         put = await admin.put(path, json={"rpm": 3})
-        listed = await admin.get(f"/admin/keys/{key['id']}/end-users")
-        other = await admin.get(f"/admin/keys/{key['id']}/end-users/alice@example.com")
+        listed = await admin.get(f"/admin/keys/{key.id}/end-users")
+        other = await admin.get(f"/admin/keys/{key.id}/end-users/alice@example.com")
         bad = await admin.put(path, json={"rpm": "5"})
         plain = await create_key(gw)
-        untrusted = await admin.put(f"/admin/keys/{plain['id']}/end-users/x", json={"rpm": 1})
+        untrusted = await admin.put(f"/admin/keys/{plain.id}/end-users/x", json={"rpm": 1})
         missing = await admin.put("/admin/keys/key_nope/end-users/x", json={"rpm": 1})
     assert put.status_code == 200
     assert put.json()["override"]["rpm"] == 3
@@ -274,28 +269,24 @@ async def test_an_override_changes_one_persons_limits_at_once(
     assert missing.status_code == 404
     assert [await post_chat(gw, bob) for _ in range(4)] == [200, 200, 200, 429]
     assert await post_chat(gw, alice) == 429  # still the default for her
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+    async with gw.client(headers=admin_headers()) as admin:
         dropped = await admin.delete(path)
     assert dropped.json()["override"] is None and dropped.json()["limits"]["rpm"] == 1
 
 
-async def test_usage_report_per_end_user(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+async def test_usage_report_per_end_user(keyed_factory: GatewayFactory, database_url: str) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, trusted_front_end=True)
     for who, times in ((ALICE, 3), (BOB, 1)):
         for _ in range(times):
-            assert await post_chat(gw, open_webui_headers(key, *who)) == 200
+            assert await post_chat(gw, open_webui_headers(key.secret, *who)) == 200
     async with gw.client() as client:
-        assert (await client.post(CHAT, json=BODY, headers=bearer(key))).status_code == 200
-    await gw.state.storage.usage.flush()
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
-        report = await admin.get(
-            "/admin/usage", params={"key_id": key["id"], "group_by": "end_user"}
-        )
+        assert (await client.post(CHAT, json=BODY, headers=key.headers)).status_code == 200
+    await gw.storage.usage.flush()
+    async with gw.client(headers=admin_headers()) as admin:
+        report = await admin.get("/admin/usage", params={"key_id": key.id, "group_by": "end_user"})
         no_key = await admin.get("/admin/usage", params={"group_by": "end_user"})
-        wrong = await admin.get("/admin/usage", params={"key_id": key["id"], "group_by": "x"})
+        wrong = await admin.get("/admin/usage", params={"key_id": key.id, "group_by": "x"})
     assert report.status_code == 200, report.text
     body = report.json()
     people = {row["end_user"]: row for row in body["by_end_user"]}

@@ -10,10 +10,10 @@ import re
 import sys
 from pathlib import Path
 
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.api.test_end_users import ALICE, BOB, open_webui_headers
-from tests.api.test_keys_limits_usage import ADMIN, BODY, guarded
+from tests.api.test_keys_limits_usage import BODY
 from tests.conftest import GatewayFactory, RunningGateway
-from tests.fakes.engine import FakeEngine
 
 ROOT = Path(__file__).resolve().parents[2]
 README_URL = "http://127.0.0.1:8080"
@@ -31,7 +31,7 @@ async def run_bash(script: str, gw: RunningGateway, cwd: Path, database_url: str
     prelude = f'gateway() {{ "{sys.executable}" -m gateway "$@"; }}\nset -e\n'
     env = {
         **os.environ,
-        "ADMIN": ADMIN,
+        "ADMIN": ADMIN_KEY,
         "GATEWAY_DATABASE_URL": database_url,
         "PYTHONPATH": str(ROOT),
     }
@@ -53,10 +53,10 @@ async def run_bash(script: str, gw: RunningGateway, cwd: Path, database_url: str
 
 
 async def test_readme_open_webui_recipe(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str, tmp_path: Path
-):
+    keyed_factory: GatewayFactory, database_url: str, tmp_path: Path
+) -> None:
     settings_block, create_block, report_block, table_block = section()
-    gw = await guarded(gateway_factory, engine, database_url)
+    gw = await keyed_factory()
     await run_bash(create_block, gw, tmp_path, database_url)
     key = json.loads((tmp_path / "open-webui-key.json").read_text())
     assert key["trusted_front_end"] is True and key["end_user_rpm"] == 20
@@ -77,10 +77,10 @@ async def test_readme_open_webui_recipe(
                 response = await client.post(
                     f"{base}/chat/completions",
                     json=BODY,
-                    headers=open_webui_headers(key, *who, chat="c1"),
+                    headers=open_webui_headers(key["key"], *who, chat="c1"),
                 )
                 assert response.status_code == 200
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
 
     report = json.loads(await run_bash(report_block, gw, tmp_path, database_url))
     people = {row["end_user"]: row["requests"] for row in report["by_end_user"]}
@@ -89,7 +89,7 @@ async def test_readme_open_webui_recipe(
     assert "END USER" in table
     alice_line = next(line for line in table.splitlines() if "alice@example.com" in line)
     assert alice_line.split()[1] == "2"  # requests
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+    async with gw.client(headers=admin_headers()) as admin:
         alice = await admin.get(f"/admin/keys/{key['id']}/end-users/alice@example.com")
     assert alice.json()["limits"]["rpm"] == 60
     assert alice.json()["limits"]["daily_tokens"] == 1_000_000

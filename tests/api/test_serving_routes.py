@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.test_keys_limits_usage import bearer, create_key, guarded
+from tests.admin import create_key
 from tests.api.test_metering import wait_rows
-from tests.conftest import GatewayFactory, RunningGateway
+from tests.conftest import GatewayFactory, RunningGateway, SdkFactory
 from tests.fakes.engine import FakeEngine
 
 QUERY = {"query": "capital of France", "documents": ["Paris is the capital.", "Bananas."]}
@@ -34,11 +34,11 @@ def assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any]
 
 
 async def test_every_route_is_keyed_relayed_and_metered(
-    engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(gateway_factory, engine, database_url)
+    engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, tpm=100_000)
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         for path, body, _ in ROUTES:
             response = await client.post(path, json={"model": "fake-model", **body})
             assert response.status_code == 200, (path, response.text)
@@ -54,7 +54,7 @@ async def test_every_route_is_keyed_relayed_and_metered(
     assert [r[1:4] for r in rows] == [(200, tokens, 0) for _, _, tokens in ROUTES]
 
 
-async def test_rerank_answer_is_relayed_as_the_engine_wrote_it(gateway: RunningGateway):
+async def test_rerank_answer_is_relayed_as_the_engine_wrote_it(gateway: RunningGateway) -> None:
     async with gateway.client() as client:
         response = await client.post("/v1/rerank", json={"model": "fake-model", **QUERY})
     results = response.json()["results"]
@@ -62,10 +62,10 @@ async def test_rerank_answer_is_relayed_as_the_engine_wrote_it(gateway: RunningG
     assert response.json()["usage"] == {"prompt_tokens": 13, "total_tokens": 13}
 
 
-async def test_limits_apply(engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str):
-    gw = await guarded(gateway_factory, engine, database_url)
+async def test_limits_apply(keyed_factory: GatewayFactory) -> None:
+    gw = await keyed_factory()
     key = await create_key(gw, rpm=1)
-    async with gw.client(headers=bearer(key)) as client:
+    async with gw.client(headers=key.headers) as client:
         first = await client.post("/rerank", json={"model": "fake-model", **QUERY})
         second = await client.post("/tokenize", json={"model": "fake-model", "prompt": "x"})
     assert first.status_code == 200
@@ -75,7 +75,7 @@ async def test_limits_apply(engine: FakeEngine, gateway_factory: GatewayFactory,
 
 async def test_a_route_the_engine_does_not_serve_is_a_clear_404(
     gateway: RunningGateway, engine: FakeEngine
-):
+) -> None:
     engine.behaviour.unserved = {"/classify", "/v1/audio/transcriptions"}
     async with gateway.client() as client:
         response = await client.post("/classify", json={"model": "fake-model", "input": "x"})
@@ -92,7 +92,7 @@ async def test_a_route_the_engine_does_not_serve_is_a_clear_404(
 
 async def test_model_is_required_aliased_and_checked(
     engine: FakeEngine, gateway_factory: GatewayFactory
-):
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], model_aliases={"reranker": "fake-model"})
     async with gw.client() as client:
         missing = await client.post("/rerank", json=QUERY)
@@ -107,7 +107,7 @@ async def test_model_is_required_aliased_and_checked(
     assert_openai_error(not_json, 400)
 
 
-async def test_bodies_have_the_openai_routes_cap(gateway: RunningGateway):
+async def test_bodies_have_the_openai_routes_cap(gateway: RunningGateway) -> None:
     """Not the 64 KiB of unknown paths: a long document to rerank is an ordinary body."""
     long_query = {**QUERY, "documents": ["word " * 40_000]}
     async with gateway.client() as client:
@@ -116,14 +116,12 @@ async def test_bodies_have_the_openai_routes_cap(gateway: RunningGateway):
 
 
 async def test_audio_transcription_with_the_openai_sdk(
-    sdk, engine: FakeEngine, gateway_factory: GatewayFactory, database_url: str
-):
-    gw = await guarded(
-        gateway_factory, engine, database_url, model_aliases={"whisper-1": "fake-model"}
-    )
+    sdk: SdkFactory, engine: FakeEngine, keyed_factory: GatewayFactory, database_url: str
+) -> None:
+    gw = await keyed_factory(model_aliases={"whisper-1": "fake-model"})
     key = await create_key(gw, tpm=100_000)
     audio = b"RIFF" + bytes(20_000)
-    client = sdk(gw, api_key=key["key"])
+    client = sdk(gw, api_key=key.secret)
     transcript = await client.audio.transcriptions.create(model="whisper-1", file=("a.wav", audio))
     translation = await client.audio.translations.create(model="fake-model", file=("a.wav", audio))
     assert transcript.text == translation.text == "hello world"
@@ -133,7 +131,9 @@ async def test_audio_transcription_with_the_openai_sdk(
     assert [r[1:4] for r in rows] == [(200, 0, 2), (200, 0, 2)]
 
 
-async def test_audio_cap_and_form_errors(engine: FakeEngine, gateway_factory: GatewayFactory):
+async def test_audio_cap_and_form_errors(
+    engine: FakeEngine, gateway_factory: GatewayFactory
+) -> None:
     gw = await gateway_factory(upstreams=[engine.url], max_audio_bytes=10_000)
     async with gw.client() as client:
         too_big = await client.post(
@@ -151,7 +151,7 @@ async def test_audio_cap_and_form_errors(engine: FakeEngine, gateway_factory: Ga
 
 
 @pytest.mark.parametrize("path", ["/tokenize", "/v1/rerank", "/v1/audio/transcriptions"])
-async def test_wrong_method_is_an_openai_error(gateway: RunningGateway, path: str):
+async def test_wrong_method_is_an_openai_error(gateway: RunningGateway, path: str) -> None:
     async with gateway.client() as client:
         response = await client.get(path)
     assert_openai_error(response, 400)

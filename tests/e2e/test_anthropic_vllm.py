@@ -12,32 +12,37 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types import MessageParam
 
-from tests.api.test_keys_limits_usage import ADMIN, create_key
+from gateway.local.engine import Engine
+from tests.admin import ADMIN_KEY, bearer, create_key
 from tests.api.test_metering import wait_rows
 from tests.conftest import Client, GatewayFactory, RunningGateway
 
-HELLO = [{"role": "user", "content": "Name one colour."}]
+HELLO: list[MessageParam] = [{"role": "user", "content": "Name one colour."}]
 QUERY = "What is the capital of France?"
 DOCUMENTS = ["Bananas are yellow.", "Paris is the capital of France."]
 
 
 @pytest.fixture
 async def gw(
-    chat_engine, embedding_engine, gateway_factory: GatewayFactory, database_url: str
+    chat_engine: Engine,
+    embedding_engine: Engine,
+    gateway_factory: GatewayFactory,
+    database_url: str,
 ) -> RunningGateway:
     return await gateway_factory(
         upstreams=[chat_engine.base_url, embedding_engine.base_url],
         database_url=database_url,
-        admin_key=ADMIN,
+        admin_key=ADMIN_KEY,
         model_aliases={"claude-*": chat_engine.model},
     )
 
 
 async def test_anthropic_sdk_plain_stream_and_count_tokens_metered(
     claude: Client, gw: RunningGateway, database_url: str
-):
-    key = (await create_key(gw, tpm=100_000))["key"]
+) -> None:
+    key = (await create_key(gw, tpm=100_000)).secret
     client = claude(gw, api_key=key)
     message = await client.messages.create(
         model="claude-haiku-4-5-20251001", max_tokens=12, messages=HELLO
@@ -63,13 +68,15 @@ async def test_anthropic_sdk_plain_stream_and_count_tokens_metered(
     ]
 
 
-async def test_anthropic_limits_and_errors(claude: Client, gw: RunningGateway, embedding_engine):
-    small = claude(gw, api_key=(await create_key(gw, tpm=1000))["key"])
+async def test_anthropic_limits_and_errors(
+    claude: Client, gw: RunningGateway, embedding_engine: Engine
+) -> None:
+    small = claude(gw, api_key=(await create_key(gw, tpm=1000)).secret)
     with pytest.raises(anthropic.RateLimitError) as too_large:  # max_tokens alone is over
         await small.messages.create(model="claude-x", max_tokens=5000, messages=HELLO)
     assert "tpm" in str(too_large.value.body)
     assert (await small.messages.create(model="claude-x", max_tokens=5, messages=HELLO)).content
-    slow = claude(gw, api_key=(await create_key(gw, rpm=1))["key"])
+    slow = claude(gw, api_key=(await create_key(gw, rpm=1)).secret)
     await slow.messages.create(model="claude-x", max_tokens=5, messages=HELLO)
     with pytest.raises(anthropic.RateLimitError) as limited:
         await slow.messages.create(model="claude-x", max_tokens=5, messages=HELLO)
@@ -104,9 +111,9 @@ def body_of(max_tokens: int) -> dict[str, Any]:
 
 
 async def test_anthropic_stream_left_by_its_client_is_aborted_in_vllm(
-    gw: RunningGateway, chat_engine, database_url: str
-):
-    key = (await create_key(gw, tpm=100_000))["key"]
+    gw: RunningGateway, chat_engine: Engine, database_url: str
+) -> None:
+    key = (await create_key(gw, tpm=100_000)).secret
     url = chat_engine.base_url
     async with gw.client(headers={"x-api-key": key}) as client:
         done = await client.post("/v1/messages", json={**body_of(2), "stream": False})
@@ -137,14 +144,16 @@ async def test_anthropic_stream_left_by_its_client_is_aborted_in_vllm(
 
 
 async def _post(gw: RunningGateway, key: str, path: str, body: dict[str, Any]) -> Any:
-    async with gw.client(headers={"authorization": f"Bearer {key}"}) as client:
+    async with gw.client(headers=bearer(key)) as client:
         response = await client.post(path, json=body)
     assert response.status_code == 200, (path, response.text)
     return response.json()
 
 
-async def test_tokenize_and_detokenize_smollm2(gw: RunningGateway, chat_engine, database_url: str):
-    key = (await create_key(gw))["key"]
+async def test_tokenize_and_detokenize_smollm2(
+    gw: RunningGateway, chat_engine: Engine, database_url: str
+) -> None:
+    key = (await create_key(gw)).secret
     tokenized = await _post(
         gw, key, "/tokenize", {"model": chat_engine.model, "prompt": "Hello, world!"}
     )
@@ -159,9 +168,9 @@ async def test_tokenize_and_detokenize_smollm2(gw: RunningGateway, chat_engine, 
 
 
 async def test_pooling_score_and_rerank_all_minilm(
-    gw: RunningGateway, embedding_engine, database_url: str
-):
-    key = (await create_key(gw, tpm=100_000))["key"]
+    gw: RunningGateway, embedding_engine: Engine, database_url: str
+) -> None:
+    key = (await create_key(gw, tpm=100_000)).secret
     model = embedding_engine.model
     pooled = await _post(gw, key, "/pooling", {"model": model, "input": "a cat"})
     assert len(pooled["data"][0]["data"]) == 384
@@ -181,10 +190,10 @@ async def test_pooling_score_and_rerank_all_minilm(
 
 
 async def test_routes_the_engines_here_do_not_serve_are_404(
-    gw: RunningGateway, chat_engine, embedding_engine
-):
-    key = (await create_key(gw))["key"]
-    async with gw.client(headers={"authorization": f"Bearer {key}"}) as client:
+    gw: RunningGateway, chat_engine: Engine, embedding_engine: Engine
+) -> None:
+    key = (await create_key(gw)).secret
+    async with gw.client(headers=bearer(key)) as client:
         classify = await client.post(
             "/classify", json={"model": embedding_engine.model, "input": "great!"}
         )

@@ -6,36 +6,39 @@ from __future__ import annotations
 import psycopg
 
 from gateway.db.url import libpq_url
+from gateway.local.engine import Engine
+from tests.admin import ADMIN_KEY, create_key
 from tests.api.test_end_users import ALICE, BOB, open_webui_headers
-from tests.api.test_keys_limits_usage import ADMIN, bearer, create_key
 from tests.conftest import GatewayFactory
 
 ASK = [{"role": "user", "content": "Name one colour."}]
 
 
 async def test_open_webui_users_metered_and_limited_apart(
-    chat_engine, gateway_factory: GatewayFactory, database_url: str
-):
+    chat_engine: Engine, gateway_factory: GatewayFactory, database_url: str
+) -> None:
     gw = await gateway_factory(
-        upstreams=[chat_engine.base_url], database_url=database_url, admin_key=ADMIN
+        upstreams=[chat_engine.base_url], database_url=database_url, admin_key=ADMIN_KEY
     )
     key = await create_key(gw, trusted_front_end=True, end_user_rpm=2)
     body = {"model": chat_engine.model, "messages": ASK, "max_tokens": 8, "stream": True}
-    statuses = []
+    statuses: list[int] = []
     async with gw.client() as client:
         for who in (ALICE, ALICE, ALICE, BOB):
             response = await client.post(
-                "/v1/chat/completions", json=body, headers=open_webui_headers(key, *who, chat="c")
+                "/v1/chat/completions",
+                json=body,
+                headers=open_webui_headers(key.secret, *who, chat="c"),
             )
             statuses.append(response.status_code)
         other_app = await client.post(
             "/v1/chat/completions",
             json={**body, "stream": False, "user": "carol"},
-            headers=bearer(key),
+            headers=key.headers,
         )
     assert statuses == [200, 200, 429, 200]
     assert other_app.status_code == 200, other_app.text
-    await gw.state.storage.usage.flush()
+    await gw.storage.usage.flush()
     with psycopg.connect(libpq_url(database_url)) as conn:
         rows = conn.execute(
             "SELECT end_user, status, prompt_tokens, completion_tokens FROM usage_events "

@@ -44,7 +44,7 @@ def running(marker: str) -> list[int]:
 
 async def test_alternating_requests_switch_real_engines_one_at_a_time(
     gateway_factory: GatewayFactory, model_cache: Path, tmp_path: Path
-):
+) -> None:
     chat = prepare_chat_model(model_cache)
     names = chat_group_names(chat)
     group = chat_group(

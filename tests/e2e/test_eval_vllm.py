@@ -10,21 +10,19 @@ import sys
 from click.testing import CliRunner
 
 from gateway.eval.cli import eval_command
+from gateway.local.engine import Engine
+from tests.admin import ADMIN_KEY, admin_headers, create_key
 from tests.conftest import GatewayFactory
-
-ADMIN = "admin-secret-for-eval-e2e"
 
 
 async def test_builtin_suite_on_smollm2(
-    chat_engine, gateway_factory: GatewayFactory, database_url: str
+    chat_engine: Engine, gateway_factory: GatewayFactory, database_url: str
 ) -> None:
     gw = await gateway_factory(
-        upstreams=[chat_engine.base_url], database_url=database_url, admin_key=ADMIN
+        upstreams=[chat_engine.base_url], database_url=database_url, admin_key=ADMIN_KEY
     )
-    admin = {"authorization": f"Bearer {ADMIN}"}
-    async with gw.client(headers=admin) as client:
-        key = (await client.post("/admin/keys", json={"name": "eval"})).json()["key"]
-    argv = ["--base-url", gw.url + "/v1", "--api-key", key, "--admin-key", ADMIN]
+    key = (await create_key(gw, "eval")).secret
+    argv = ["--base-url", gw.url + "/v1", "--api-key", key, "--admin-key", ADMIN_KEY]
     argv += ["--model", chat_engine.model, "--streams", "4", "--speed-tokens", "32"]
     argv += ["--require", "json_valid_guided>=1", "--timeout", "300"]
     result = await asyncio.to_thread(CliRunner().invoke, eval_command, argv)
@@ -37,7 +35,7 @@ async def test_builtin_suite_on_smollm2(
     for label in ("JSON valid (instructions only)", "tool calls valid", "accuracy", "TTFT p50"):
         assert any(line.startswith(label) for line in lines), label
 
-    async with gw.client(headers=admin) as client:
+    async with gw.client(headers=admin_headers()) as client:
         [run] = (await client.get("/admin/evals")).json()["data"]
         detail = (await client.get(f"/admin/evals/{run['id']}")).json()
     cases = detail["result"]["cases"]

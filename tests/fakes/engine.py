@@ -152,7 +152,7 @@ class FakeEngine(ServingRoutes):
         usage = {"prompt_tokens": 7, "completion_tokens": n, "total_tokens": 7 + n}
         if not body.get("stream"):
             text = "".join(pieces)
-            message = {"role": "assistant", "content": text}
+            message: dict[str, Any] = {"role": "assistant", "content": text}
             if scripted is not None:
                 message = {"role": "assistant", "content": None, **scripted}
             choice: dict[str, Any] = (

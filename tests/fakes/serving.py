@@ -16,7 +16,7 @@ import orjson
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from tests.fakes.engine import FakeEngine
+    from tests.fakes.engine import Behaviour, Seen
 
 PROMPT_TOKENS = 7  # what the fake reports for any prompt, as its chat route does
 TOOL_INPUT = {"location": "Paris"}
@@ -33,9 +33,18 @@ def sse(name: str, payload: dict[str, Any]) -> bytes:
 
 
 class ServingRoutes:
-    """Mixed into FakeEngine."""
+    """Mixed into FakeEngine, which has these."""
 
-    def add_serving_routes(self: FakeEngine, app: web.Application) -> None:
+    behaviour: Behaviour
+    seen: Seen
+
+    if TYPE_CHECKING:
+
+        async def _record(self, request: web.Request) -> dict[str, Any]: ...
+
+        def _failure(self) -> web.Response | None: ...
+
+    def add_serving_routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_post("/detokenize", self._detokenize)
@@ -48,12 +57,12 @@ class ServingRoutes:
         app.middlewares.append(self._unserved)
 
     @web.middleware
-    async def _unserved(self: FakeEngine, request: web.Request, handler: Any) -> Any:
+    async def _unserved(self, request: web.Request, handler: Any) -> Any:
         if request.path in self.behaviour.unserved:
             return web.json_response({"detail": "Not Found"}, status=404)
         return await handler(request)
 
-    def _anthropic_failure(self: FakeEngine) -> web.Response | None:
+    def _anthropic_failure(self) -> web.Response | None:
         b = self.behaviour
         if b.fail_status is None:
             return None
@@ -63,7 +72,7 @@ class ServingRoutes:
         }
         return web.json_response(body, status=b.fail_status)
 
-    async def _messages(self: FakeEngine, request: web.Request) -> web.StreamResponse:
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
         if (failure := self._anthropic_failure()) is not None:
             return failure
@@ -149,7 +158,7 @@ class ServingRoutes:
         self.seen.finished.append(rid)
         return response
 
-    async def _count_tokens(self: FakeEngine, request: web.Request) -> web.Response:
+    async def _count_tokens(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         if (failure := self._anthropic_failure()) is not None:
             return failure
@@ -160,11 +169,11 @@ class ServingRoutes:
             {"input_tokens": count, "context_management": {"original_input_tokens": count}}
         )
 
-    async def _detokenize(self: FakeEngine, request: web.Request) -> web.Response:
+    async def _detokenize(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         return web.json_response({"prompt": " ".join(f"t{t}" for t in body.get("tokens", []))})
 
-    async def _pooling_like(self: FakeEngine, request: web.Request) -> web.Response:
+    async def _pooling_like(self, request: web.Request) -> web.Response:
         """/pooling, /classify and /score: one row per input, usage without completion."""
         body = await self._record(request)
         if (failure := self._failure()) is not None:
@@ -189,7 +198,7 @@ class ServingRoutes:
             }
         )
 
-    async def _rerank(self: FakeEngine, request: web.Request) -> web.Response:
+    async def _rerank(self, request: web.Request) -> web.Response:
         body = await self._record(request)
         documents = body.get("documents", [])
         results = [
@@ -205,7 +214,7 @@ class ServingRoutes:
             }
         )
 
-    async def _audio(self: FakeEngine, request: web.Request) -> web.Response:
+    async def _audio(self, request: web.Request) -> web.Response:
         form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         upload = form.get("file")

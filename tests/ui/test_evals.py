@@ -10,9 +10,10 @@ import httpx
 from gateway.eval.report import ModelReport
 from gateway.eval.scoring import Attempt
 from gateway.eval.speed import SpeedResult
+from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import RunningGateway
 from tests.ui.browser import Watch, shoot
-from tests.ui.conftest import ADMIN, sign_in
+from tests.ui.conftest import sign_in
 
 RAW = '<script>alert(1)</script>```json\n{"title": "Dune"}'
 
@@ -34,7 +35,7 @@ def result(model: str, profile: str, json_ok: bool) -> dict[str, Any]:
 
 
 async def post(gw: RunningGateway, body: dict[str, Any]) -> str:
-    async with gw.client(headers={"authorization": f"Bearer {ADMIN}"}) as client:
+    async with gw.client(headers=admin_headers()) as client:
         response = await client.post("/admin/evals", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
@@ -75,7 +76,7 @@ async def test_evals_in_a_browser(browser: Any, console_gateway: RunningGateway)
     page.set_default_timeout(10_000)
     watch = Watch(page)
     await page.goto("/ui/login")
-    await page.get_by_label("Admin key").fill(ADMIN)
+    await page.get_by_label("Admin key").fill(ADMIN_KEY)
     await page.get_by_role("button", name="Sign in").click()
     await page.wait_for_url(gw.url + "/ui/keys")
     await page.get_by_role("link", name="Evals").click()

@@ -105,5 +105,5 @@ async def test_alternating_requests_switch_real_engines_one_at_a_time(
     ]
     assert wake_lines and float(wake_lines[0].rsplit(" ", 1)[1]) == 3
     gateway.server.should_exit = True
-    await gateway.server._task  # type: ignore[attr-defined]
+    await gateway.task
     assert running(markers[names[0]]) == [] and running(markers[names[1]]) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,13 +57,14 @@ _STOPPING = (
 )
 
 
-class GuardedRoute:
+class GuardedRoute(ABC):
     dialect: Dialect = OPENAI
 
     def __init__(self, api: FastAPI, path: str) -> None:
         self.api = api
         self.path = path
 
+    @abstractmethod
     async def _handle(
         self,
         state: AppState,
@@ -73,7 +75,7 @@ class GuardedRoute:
         send: Send,
         relayed: RelayResult,
     ) -> None:
-        raise NotImplementedError
+        """Read and check this family's request, admit it, relay it."""
 
     async def send_error(self, send: Send, exc: GatewayError) -> int:
         status, body = self.dialect.error(exc)

@@ -57,6 +57,26 @@ class Registry:
         self.set_models(upstream, [])
         return upstream
 
+    def put_model(self, upstream: Upstream, card: dict[str, Any]) -> None:
+        """List one more model on `upstream` before its next discovery says so (a LoRA
+        adapter just loaded, or waiting for its sleeping engine to wake)."""
+        upstream.models = {**upstream.models, str(card["id"]): card}
+        self._reindex()
+
+    def drop_model(self, upstream: Upstream, model: str) -> None:
+        if model in upstream.models and model != upstream.group_model:
+            upstream.models = {k: v for k, v in upstream.models.items() if k != model}
+            self._reindex()
+
+    def serving_base(self, model: str) -> list[Upstream]:
+        """The engines serving `model` itself: vLLM lists a LoRA adapter with its base
+        model as `parent`; a base model has none."""
+        return [u for u in self._by_model.get(model, ()) if not u.models[model].get("parent")]
+
+    def serving_adapter(self, name: str) -> list[Upstream]:
+        """The engines listing `name` as a LoRA adapter (with a `parent`)."""
+        return [u for u in self._by_model.get(name, ()) if u.models[name].get("parent")]
+
     def _reindex(self) -> None:
         index: dict[str, list[Upstream]] = {}
         for upstream in self.upstreams:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -19,7 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from gateway.upstream.adapters.spec import AdapterSpec
+from gateway.upstream.adapters.spec import AdapterPathError, AdapterSpec, confined_path
 from gateway.upstream.switching.config import EngineGroup, check_groups
 
 CONFIG_ENV = "GATEWAY_CONFIG"
@@ -160,10 +160,16 @@ class Settings(BaseSettings):
 
     @field_validator("lora_adapters", mode="after")
     @classmethod
-    def _distinct_adapters(cls, value: list[AdapterSpec]) -> list[AdapterSpec]:
+    def _check_adapters(cls, value: list[AdapterSpec], info: ValidationInfo) -> list[AdapterSpec]:
         names = [spec.name for spec in value]
         if len(set(names)) != len(names):
             raise ValueError("lora_adapters: an adapter name is listed twice")
+        models_dir = info.data.get("models_dir", "/models")
+        for spec in value:
+            try:
+                confined_path(models_dir, spec.path)
+            except AdapterPathError as exc:
+                raise ValueError(f"lora_adapters: {spec.name}: {exc}") from exc
         return value
 
     def engine_urls(self) -> list[str]:

@@ -49,12 +49,8 @@ class Adapters:
         self.models_dir = models_dir
         self.rediscover = rediscover
         self.wanted: dict[str, Wanted] = {}
-        for spec in declared:
-            try:
-                path = confined_path(models_dir, spec.path)
-            except AdapterPathError as exc:
-                raise ValueError(f"lora_adapters: {spec.name}: {exc}") from exc
-            self.wanted[spec.name] = Wanted(spec, path, declared=True)
+        for spec in declared:  # their paths were checked with the settings
+            self.wanted[spec.name] = Wanted(spec, confined_path(models_dir, spec.path), True)
 
     # -- the admin API -------------------------------------------------------------------
     async def load(self, spec: AdapterSpec, request_id: str) -> dict[str, Any]:

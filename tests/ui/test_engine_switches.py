@@ -113,6 +113,7 @@ async def test_an_adapter_of_a_sleeping_engine_is_loaded_when_it_wakes(
         assert second.wakes == 0
         listed = {m["id"]: m for m in (await client.get("/v1/models")).json()["data"]}
         assert listed["b-lora"]["parent"] == second.model
+        assert listed["b-lora"]["status"] == "asleep"
         # A request for the adapter wakes its engine, which gets the adapter first.
         answer = await client.post(CHAT, json=ask("b-lora"))
         assert answer.status_code == 200, answer.text

@@ -59,7 +59,9 @@ class Adapters:
         except AdapterPathError as exc:
             raise InvalidRequest(str(exc), param="path", code="invalid_adapter_path") from exc
         name, base = spec.name, self.registry.served_id(spec.base_model)
-        if name in self.wanted or name in self.registry.model_cards():
+        taken = name in self.wanted or name in self.registry.model_cards()
+        # An alias (or a `claude-*` prefix) would send the adapter's requests elsewhere.
+        if taken or self.registry.served_id(name) != name:
             raise Conflict(
                 f"A model or adapter named `{name}` exists already; unload it first or "
                 "choose another name.",

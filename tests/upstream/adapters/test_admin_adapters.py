@@ -32,7 +32,10 @@ async def lora_gateway(
 ) -> RunningGateway:
     engine.lora.present.add(str(models_dir / "adapters" / "sql"))
     return await gateway_factory(
-        upstreams=[engine.url], admin_key=ADMIN_KEY, models_dir=str(models_dir)
+        upstreams=[engine.url],
+        admin_key=ADMIN_KEY,
+        models_dir=str(models_dir),
+        model_aliases={"claude-*": "fake-model"},
     )
 
 
@@ -113,6 +116,8 @@ async def test_bad_requests(admin: httpx.AsyncClient, engine: FakeEngine) -> Non
     unknown_base = await admin.post(ADAPTERS, json=spec(base="no-such-model"))
     assert unknown_base.status_code == 404
     assert error_of(unknown_base)["param"] == "base_model"
+    aliased = await admin.post(ADAPTERS, json=spec(name="claude-sql"))
+    assert aliased.status_code == 409, aliased.text
     taken = await admin.post(ADAPTERS, json=spec(name="fake-model"))
     assert taken.status_code == 409 and error_of(taken)["code"] == "adapter_exists"
     bad_name = await admin.post(ADAPTERS, json=spec(name="has space"))
@@ -274,3 +279,13 @@ def test_a_declared_adapter_outside_the_models_dir_is_a_settings_error() -> None
         Settings(models_dir="/models", lora_adapters=[spec(path="../etc")])
     with pytest.raises(ValidationError, match="listed twice"):
         Settings(lora_adapters=[spec(), spec()])
+
+
+async def test_admin_only(lora_gateway: RunningGateway, engine: FakeEngine) -> None:
+    async with lora_gateway.client() as client:
+        anonymous = await client.post(ADAPTERS, json=spec())
+        stranger = await client.get(ADAPTERS, headers={"authorization": "Bearer sk-nope"})
+        deleting = await client.delete(f"{ADAPTERS}/sql", headers={"authorization": "Bearer x"})
+    assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "invalid_api_key"
+    assert stranger.status_code == 403 and deleting.status_code == 403
+    assert engine.lora.calls == []

@@ -6,6 +6,7 @@ unknown adapter on unload. Loaded adapters appear in `/v1/models` with `parent`.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ class LoraState:
     # Forced answer to the next loads: (status, JSON body).
     fail: tuple[int, Any] | None = None
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    load_delay_s: float = 0.0  # reading an adapter from disk takes a moment
 
 
 def _error(status: int, message: str, type_: str) -> web.Response:
@@ -50,6 +52,7 @@ class LoraRoutes:
             return web.json_response({"detail": "Not Found"}, status=404)
         body = orjson.loads(await request.read())
         self.lora.calls.append(("load", body))
+        await asyncio.sleep(self.lora.load_delay_s)
         if self.lora.fail is not None:
             status, payload = self.lora.fail
             return web.json_response(payload, status=status)

@@ -49,6 +49,7 @@ class Adapters:
         self.models_dir = models_dir
         self.rediscover = rediscover
         self.wanted: dict[str, Wanted] = {}
+        self._loading: set[str] = set()  # names being loaded: a second load is a 409 too
         for spec in declared:  # their paths were checked with the settings
             self.wanted[spec.name] = Wanted(spec, confined_path(models_dir, spec.path), True)
 
@@ -59,7 +60,7 @@ class Adapters:
         except AdapterPathError as exc:
             raise InvalidRequest(str(exc), param="path", code="invalid_adapter_path") from exc
         name, base = spec.name, self.registry.served_id(spec.base_model)
-        taken = name in self.wanted or name in self.registry.model_cards()
+        taken = name in self.wanted or name in self._loading or name in self.registry.model_cards()
         # An alias (or a `claude-*` prefix) would send the adapter's requests elsewhere.
         if taken or self.registry.served_id(name) != name:
             raise Conflict(
@@ -76,18 +77,11 @@ class Adapters:
                 code="model_not_found",
             )
         wanted = Wanted(spec.model_copy(update={"base_model": base}), path, declared=False)
-        loaded: list[Upstream] = []
+        self._loading.add(name)
         try:
-            for upstream in targets:
-                if self._asleep(upstream):
-                    continue  # loaded when it wakes (restore)
-                await self._load_on(upstream, wanted, request_id, tolerate_loaded=False)
-                loaded.append(upstream)
-        except GatewayError:
-            # All or nothing: replicas that disagree would answer some requests and 404 others.
-            for upstream in loaded:
-                await self._unload_quietly(upstream, name, request_id)
-            raise
+            loaded = await self._load_everywhere(targets, wanted, request_id)
+        finally:
+            self._loading.discard(name)
         self.wanted[name] = wanted
         for upstream in targets:
             self.registry.put_model(upstream, _card(wanted))
@@ -95,6 +89,23 @@ class Adapters:
             await self.rediscover(upstream)
         log.info("lora adapter loaded", extra={"model": name, "engines": len(targets)})
         return self._view(name)
+
+    async def _load_everywhere(
+        self, targets: list[Upstream], wanted: Wanted, request_id: str
+    ) -> list[Upstream]:
+        """The awake engines it was loaded on; asleep ones get it when they wake. All or
+        nothing: replicas that disagree would answer some requests and 404 others."""
+        loaded: list[Upstream] = []
+        try:
+            for upstream in targets:
+                if not self._asleep(upstream):
+                    await self._load_on(upstream, wanted, request_id, tolerate_loaded=False)
+                    loaded.append(upstream)
+        except GatewayError:
+            for upstream in loaded:
+                await self._unload_quietly(upstream, wanted.spec.name, request_id)
+            raise
+        return loaded
 
     async def unload(self, name: str, request_id: str) -> dict[str, Any]:
         serving = self.registry.serving_adapter(name)

@@ -289,3 +289,12 @@ async def test_admin_only(lora_gateway: RunningGateway, engine: FakeEngine) -> N
     assert anonymous.status_code == 401 and error_of(anonymous)["code"] == "invalid_api_key"
     assert stranger.status_code == 403 and deleting.status_code == 403
     assert engine.lora.calls == []
+
+
+async def test_two_loads_of_one_name_at_once(admin: httpx.AsyncClient, engine: FakeEngine) -> None:
+    engine.lora.load_delay_s = 0.3
+    first, second = await asyncio.gather(
+        admin.post(ADAPTERS, json=spec()), admin.post(ADAPTERS, json=spec())
+    )
+    assert sorted([first.status_code, second.status_code]) == [201, 409]
+    assert len(engine.lora.calls) == 1 and list(engine.lora.adapters) == ["sql"]

@@ -127,10 +127,18 @@ class Registry:
 
     def max_model_len(self, model: str) -> int | None:
         """The context length an engine reports for `model` (vLLM's card field), if any."""
-        for upstream in self._by_model.get(self.served_id(model), ()):
-            value = upstream.models[self.served_id(model)].get("max_model_len")
+        served = self.served_id(model)
+        for upstream in self._by_model.get(served, ()):
+            card = upstream.models[served]
+            value = card.get("max_model_len")
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
+            # vLLM's card for a LoRA adapter has no length: its base model's applies.
+            parent = card.get("parent")
+            if isinstance(parent, str) and parent != served and parent in upstream.models:
+                value = upstream.models[parent].get("max_model_len")
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
         return None
 
     def any_healthy(self) -> bool:

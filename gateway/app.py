@@ -27,6 +27,7 @@ from gateway.keys.end_user_routes import router as end_users_router
 from gateway.keys.routes import router as keys_router
 from gateway.logs import access_log
 from gateway.metrics import Metrics
+from gateway.ops.adapters import router as adapters_router
 from gateway.ops.engines import router as engines_router
 from gateway.ops.routes import router as ops_router
 from gateway.rag.routes import needs_database as rag_needs_database
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> ASGIApp:
     # Retrieval's routes exist only with a database; without one they answer 503.
     api.include_router(rag_router if settings.database_url else rag_needs_database)
     api.include_router(engines_router)
+    api.include_router(adapters_router)
 
     routes: dict[str, ASGIApp] = {e.value: ProxyRoute(api, e) for e in Endpoint}
     routes.update({path: MessagesRoute(api, path) for path in (MESSAGES, COUNT_TOKENS)})

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -19,6 +19,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from gateway.upstream.adapters.spec import AdapterPathError, AdapterSpec, confined_path
 from gateway.upstream.switching.config import EngineGroup, check_groups
 
 CONFIG_ENV = "GATEWAY_CONFIG"
@@ -55,6 +56,12 @@ class Settings(BaseSettings):
     # Engines sharing a device, switched on demand (gateway.upstream.switching); their
     # URLs need not be repeated in `upstreams`. JSON in the environment, or YAML.
     engine_groups: list[EngineGroup] = Field(default_factory=list)
+    # Where model weights and LoRA adapters live, as the engines see it (the models
+    # volume): adapter paths are confined to it.
+    models_dir: str = "/models"
+    # LoRA adapters loaded on the engines serving their base model at start, and again
+    # whenever such an engine comes back without them. YAML, or JSON in the environment.
+    lora_adapters: list[AdapterSpec] = Field(default_factory=list)
 
     database_url: str | None = None
     # Without a database (no keys), `gateway serve` refuses a non-loopback host unless this
@@ -150,6 +157,20 @@ class Settings(BaseSettings):
     @classmethod
     def _disjoint_groups(cls, value: list[EngineGroup]) -> list[EngineGroup]:
         return check_groups(value)
+
+    @field_validator("lora_adapters", mode="after")
+    @classmethod
+    def _check_adapters(cls, value: list[AdapterSpec], info: ValidationInfo) -> list[AdapterSpec]:
+        names = [spec.name for spec in value]
+        if len(set(names)) != len(names):
+            raise ValueError("lora_adapters: an adapter name is listed twice")
+        models_dir = info.data.get("models_dir", "/models")
+        for spec in value:
+            try:
+                confined_path(models_dir, spec.path)
+            except AdapterPathError as exc:
+                raise ValueError(f"lora_adapters: {spec.name}: {exc}") from exc
+        return value
 
     def engine_urls(self) -> list[str]:
         """Every engine the gateway talks to: the listed upstreams, then grouped engines."""

@@ -7,6 +7,7 @@
     ├── AuthenticationError         401 invalid_api_key
     ├── PermissionDenied            403
     ├── NotFound                    404 (model_not_found, ...)
+    ├── Conflict                    409 it exists already (adapter_exists)
     ├── RequestTimeout              408 the client sent its body too slowly
     ├── PayloadTooLarge             413 the body is over its route's cap
     ├── UnsupportedMediaType        415
@@ -15,6 +16,7 @@
     │   ├── QuotaExceeded           429 insufficient_quota: the day's or month's tokens are spent
     │   └── TooManyUploads          429 the key (or the process) has as many uploads as allowed
     ├── EmbeddingFailed             502 the embedding engine refused or failed
+    ├── EngineRefused               502 an engine failed an operator's request (LoRA load)
     ├── UpstreamUnavailable         503 no healthy engine, or it refused the connection
     ├── DatabaseUnavailable         503 Postgres is unreachable (any route; see gateway.db.outage)
     │   └── NeedsDatabase           503 the route needs GATEWAY_DATABASE_URL (not retryable)
@@ -98,6 +100,11 @@ class NotFound(GatewayError):
     type = "invalid_request_error"
 
 
+class Conflict(GatewayError):
+    status = 409
+    type = "invalid_request_error"
+
+
 class RequestTimeout(GatewayError):
     status = 408
     type = "invalid_request_error"
@@ -175,6 +182,14 @@ class EmbeddingFailed(GatewayError):
     type = "server_error"
     code = "embedding_failed"
     engine_status: int | None = None  # what the engine answered, when it answered
+
+
+class EngineRefused(GatewayError):
+    """An engine answered an operator's request (an adapter load) with a server error."""
+
+    status = 502
+    type = "server_error"
+    code = "engine_refused"
 
 
 class NeedsDatabase(DatabaseUnavailable):

@@ -25,6 +25,7 @@ from starlette.datastructures import State
 from gateway.admission.guard import Guard
 from gateway.config import Settings
 from gateway.metrics import Metrics
+from gateway.upstream.adapters.manager import Adapters
 from gateway.upstream.engines import Engines
 from gateway.upstream.monitor import Monitor
 from gateway.upstream.relay import Relay
@@ -59,6 +60,7 @@ class AppState:
     guard: Guard
     # Proxied requests not yet metered: the lifespan lets them finish before the last flush.
     unrecorded: Unrecorded
+    adapters: Adapters
     storage: Storage | None = None
     retrieval: Retrieval | None = None
     ingest: IngestWorker | None = None  # this process's ingestion worker, with retrieval

@@ -24,6 +24,7 @@ from gateway.metrics import Metrics
 from gateway.rag.ingestion.worker import IngestWorker, start_worker
 from gateway.rag.resources import Retrieval, open_retrieval
 from gateway.state import STATE_KEY, AppState, Storage
+from gateway.upstream.adapters.manager import Adapters
 from gateway.upstream.client import create_session
 from gateway.upstream.engines import Engines
 from gateway.upstream.monitor import Monitor
@@ -60,7 +61,13 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
             lambda u, why: monitor.set_health(u, False, why),
             switcher,
         )
+        # LoRA adapters: kept loaded after each discovery and each wake of an engine.
+        adapters = Adapters(
+            engines, settings.models_dir, monitor.rediscover, settings.lora_adapters
+        )
+        monitor.after_discovery = adapters.restore
         if switcher is not None:
+            switcher.on_wake = adapters.restore_after_restart
             await switcher.start()
             stack.push_async_callback(switcher.stop)
         if not settings.engine_urls():
@@ -98,6 +105,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
             monitor,
             guard,
             Unrecorded(),
+            adapters,
             storage,
             retrieval,
             worker,

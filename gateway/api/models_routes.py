@@ -24,11 +24,13 @@ PREFIX = "/v1/models"
 def with_status(
     cards: dict[str, dict[str, Any]], registry: Registry, switcher: Switcher
 ) -> dict[str, dict[str, Any]]:
-    """Grouped models carry `status` (awake|asleep|waking), a field OpenAI clients ignore."""
+    """Grouped models carry `status` (awake|asleep|waking), a field OpenAI clients ignore;
+    so do the LoRA adapters of a grouped engine, which sleep and wake with it."""
     statuses = {
-        upstream.group_model: switcher.status(upstream)
+        model: switcher.status(upstream)
         for upstream in registry.upstreams
-        if upstream.group_model is not None
+        if upstream.group is not None
+        for model in upstream.models
     }
     out: dict[str, dict[str, Any]] = {}
     for name, card in cards.items():

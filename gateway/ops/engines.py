@@ -73,7 +73,9 @@ async def scrape(
     return parse_gauges(body.decode("utf-8", "replace")), None
 
 
-def _engine_view(upstream: Upstream, gauges: dict[str, float], why: str | None) -> dict[str, Any]:
+def _engine_view(
+    upstream: Upstream, gauges: dict[str, float], why: str | None, state: str | None
+) -> dict[str, Any]:
     running = gauges.get("requests_running")
     waiting = gauges.get("requests_waiting")
     kv = gauges.get("kv_cache_usage", gauges.get("kv_cache_usage_legacy"))
@@ -81,7 +83,12 @@ def _engine_view(upstream: Upstream, gauges: dict[str, float], why: str | None) 
         "object": "engine",
         "url": upstream.url,
         "healthy": upstream.healthy,
-        "models": sorted(upstream.models),
+        "models": sorted(n for n, card in upstream.models.items() if not card.get("parent")),
+        # LoRA adapters loaded there (vLLM lists them as models with a `parent`).
+        "adapters": sorted(n for n, card in upstream.models.items() if card.get("parent")),
+        # In an engine group: its group and awake|asleep|waking; None outside groups.
+        "group": upstream.group,
+        "state": state,
         "in_flight": upstream.in_flight,
         "last_error": upstream.last_error,
         "requests_running": None if running is None else int(running),
@@ -97,9 +104,20 @@ async def engines_report(engines: Engines, timeout_s: float = SCRAPE_TIMEOUT_S) 
     scrapes = await asyncio.gather(
         *(scrape(engines.session, u.url, headers, timeout_s) for u in upstreams)
     )
-    return [_engine_view(u, g, why) for u, (g, why) in zip(upstreams, scrapes, strict=True)]
+    switcher = engines.switcher
+    return [
+        _engine_view(u, g, why, switcher.status(u) if switcher else None)
+        for u, (g, why) in zip(upstreams, scrapes, strict=True)
+    ]
 
 
 @router.get("/engines")
 async def list_engines(state: StateDep) -> dict[str, Any]:
-    return {"object": "list", "data": await engines_report(state.engines)}
+    switcher = state.engines.switcher
+    # The engine groups' last switches, newest first (empty without groups).
+    switches = [r.view() for r in switcher.history.latest()] if switcher else []
+    return {
+        "object": "list",
+        "data": await engines_report(state.engines),
+        "switches": switches,
+    }

@@ -1,4 +1,5 @@
-"""Engines: health, models, queue and KV cache, from `GET /admin/engines` (refreshed live)."""
+"""Engines: health, group state, models and LoRA adapters, queue and KV cache, and the
+engine groups' last switches, from `GET /admin/engines` (refreshed live)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ REFRESH_S = 5
 @router.get("/ui/engines", response_class=HTMLResponse)
 async def engines_page(console: SignedIn) -> Response:
     engines: list[dict[str, Any]] = []
+    switches: list[dict[str, Any]] = []
     error = None
     try:
-        engines = (await console.api.get("/admin/engines"))["data"]
+        report = await console.api.get("/admin/engines")
+        engines, switches = report["data"], report.get("switches", [])
     except ApiError as exc:
         error = exc.message
     template = "engines_table.html" if is_htmx(console.request) else "engines.html"
-    return page(console, template, nav="engines", engines=engines, error=error, every=REFRESH_S)
+    return page(
+        console,
+        template,
+        nav="engines",
+        engines=engines,
+        switches=switches,
+        error=error,
+        every=REFRESH_S,
+    )

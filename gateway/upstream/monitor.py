@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
@@ -41,6 +41,8 @@ class Monitor:
         self.settings = settings
         self.metrics = metrics
         self._discovered_at: dict[str, float] = {}
+        # Called after each discovery (LoRA adapters an engine came back without).
+        self.after_discovery: Callable[[Upstream], Awaitable[None]] | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def check_all(self) -> None:
@@ -56,6 +58,8 @@ class Monitor:
                 reason = f"/health answered {r.status}"
             if ok and self._discovery_due(upstream):
                 await self._discover(upstream)
+                if self.after_discovery is not None:
+                    await self.after_discovery(upstream)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             ok, reason = False, f"{type(exc).__name__}: {exc}"
         self.set_health(upstream, ok, None if ok else reason)
@@ -94,6 +98,16 @@ class Monitor:
             log.info(
                 "models discovered",
                 extra={"upstream": upstream.url, "models": sorted(upstream.models)},
+            )
+
+    async def rediscover(self, upstream: Upstream) -> None:
+        """Ask for the engine's models now (its list just changed); a failure leaves the
+        old list for the next regular discovery to replace."""
+        try:
+            await self._discover(upstream)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning(
+                "rediscovery failed", extra={"upstream": upstream.url, "error": type(exc).__name__}
             )
 
     def start(self) -> None:

@@ -57,6 +57,26 @@ class Registry:
         self.set_models(upstream, [])
         return upstream
 
+    def put_model(self, upstream: Upstream, card: dict[str, Any]) -> None:
+        """List one more model on `upstream` before its next discovery says so (a LoRA
+        adapter just loaded, or waiting for its sleeping engine to wake)."""
+        upstream.models = {**upstream.models, str(card["id"]): card}
+        self._reindex()
+
+    def drop_model(self, upstream: Upstream, model: str) -> None:
+        if model in upstream.models and model != upstream.group_model:
+            upstream.models = {k: v for k, v in upstream.models.items() if k != model}
+            self._reindex()
+
+    def serving_base(self, model: str) -> list[Upstream]:
+        """The engines serving `model` itself: vLLM lists a LoRA adapter with its base
+        model as `parent`; a base model has none."""
+        return [u for u in self._by_model.get(model, ()) if not u.models[model].get("parent")]
+
+    def serving_adapter(self, name: str) -> list[Upstream]:
+        """The engines listing `name` as a LoRA adapter (with a `parent`)."""
+        return [u for u in self._by_model.get(name, ()) if u.models[name].get("parent")]
+
     def _reindex(self) -> None:
         index: dict[str, list[Upstream]] = {}
         for upstream in self.upstreams:
@@ -107,10 +127,18 @@ class Registry:
 
     def max_model_len(self, model: str) -> int | None:
         """The context length an engine reports for `model` (vLLM's card field), if any."""
-        for upstream in self._by_model.get(self.served_id(model), ()):
-            value = upstream.models[self.served_id(model)].get("max_model_len")
+        served = self.served_id(model)
+        for upstream in self._by_model.get(served, ()):
+            card = upstream.models[served]
+            value = card.get("max_model_len")
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 return value
+            # vLLM's card for a LoRA adapter has no length: its base model's applies.
+            parent = card.get("parent")
+            if isinstance(parent, str) and parent != served and parent in upstream.models:
+                value = upstream.models[parent].get("max_model_len")
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    return value
         return None
 
     def any_healthy(self) -> bool:

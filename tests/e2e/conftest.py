@@ -61,12 +61,25 @@ def _embedding_spec(model: LocalModel, env: dict[str, str]) -> EngineSpec:
     )
 
 
+def _lora_spec(model: LocalModel, env: dict[str, str]) -> EngineSpec:
+    """The chat model again, taking LoRA adapters at run time (rank 8 at most)."""
+    return EngineSpec(
+        model=model.path,
+        served_name=model.name,
+        port=free_port(),
+        max_model_len=CHAT_MAX_MODEL_LEN,
+        extra_args=("--enable-lora", "--max-lora-rank", "8", "--max-loras", "2"),
+        extra_env={**env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
+    )
+
+
 Prepare = Callable[[Path], LocalModel]
 Describe = Callable[[LocalModel, dict[str, str]], EngineSpec]
 # fixture name -> (prepare the model, describe its engine)
 _RECIPES: dict[str, tuple[Prepare, Describe]] = {
     "chat_engine": (prepare_chat_model, _chat_spec),
     "embedding_engine": (prepare_embedding_model, _embedding_spec),
+    "lora_engine": (prepare_chat_model, _lora_spec),
 }
 
 
@@ -156,6 +169,13 @@ def engine_pool(
 def chat_engine(engine_pool: EnginePool) -> Engine:
     """SmolLM2-135M-Instruct served as `smollm2-135m-instruct`, max_model_len 2048."""
     return engine_pool.get("chat_engine")
+
+
+@pytest.fixture(scope="session")
+def lora_engine(engine_pool: EnginePool) -> Engine:
+    """SmolLM2-135M-Instruct as `smollm2-135m-instruct`, started with `--enable-lora`
+    (rank 8 at most) and runtime adapter loading allowed."""
+    return engine_pool.get("lora_engine")
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.fakes.lora import LoraRoutes, LoraState
 from tests.fakes.serving import ServingRoutes
 
 
@@ -55,9 +56,10 @@ class Seen:
     tokenized: list[dict[str, Any]] = field(default_factory=list)  # /tokenize bodies
 
 
-class FakeEngine(ServingRoutes):
+class FakeEngine(ServingRoutes, LoraRoutes):
     def __init__(self, model: str = "fake-model") -> None:
         self.model = model
+        self.lora = LoraState()
         self.behaviour = Behaviour()
         self.seen = Seen()
         self.port = free_port()
@@ -75,6 +77,7 @@ class FakeEngine(ServingRoutes):
         app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/tokenize", self._tokenize)
         self.add_serving_routes(app)
+        self.add_lora_routes(app)
         return app
 
     async def start(self) -> FakeEngine:
@@ -102,7 +105,7 @@ class FakeEngine(ServingRoutes):
             "parent": None,
             "max_model_len": self.behaviour.max_model_len,
         }
-        return web.json_response({"object": "list", "data": [card]})
+        return web.json_response({"object": "list", "data": [card, *self.lora_cards()]})
 
     async def _record(self, request: web.Request) -> dict[str, Any]:
         body = orjson.loads(await request.read())

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from gateway.errors import UpstreamUnavailable
@@ -20,6 +20,7 @@ from gateway.metrics import Metrics
 from gateway.upstream.registry import Registry, Upstream
 from gateway.upstream.switching.backends import Control
 from gateway.upstream.switching.config import EngineGroup
+from gateway.upstream.switching.history import SwitchHistory
 from gateway.upstream.switching.policy import (
     Action,
     Admit,
@@ -83,10 +84,15 @@ class Switcher:
         controls: dict[str, Control],
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.clock = clock
+        self.history = SwitchHistory(wall=wall)
+        # Run after a successful wake, before the waiters go in (LoRA adapters an engine
+        # restarted without are loaded again); it must not raise.
+        self.on_wake: Callable[[Upstream], Awaitable[None]] | None = None
         self._groups: dict[str, _Group] = {}  # by engine url
         self._timers: list[asyncio.Task[None]] = []
         self._watch: asyncio.Task[None] | None = None
@@ -238,12 +244,19 @@ class Switcher:
         self.metrics.engine_switch_duration.labels(group.config.name, op).observe(elapsed)
         if ok:
             log.info(f"engine {op} done", extra={"upstream": url, "seconds": round(elapsed, 3)})
+        if ok and op == "wake" and self.on_wake is not None:
+            await self.on_wake(self._upstream(url))
         now = self.clock()
         self._routable(url)
+        name = group.config.name
         if op == "wake":
+            self.history.woke(name, url, model, started, now, ok, group.policy.queued(url))
             self._execute(group, group.policy.woke(url, ok, now))
         else:
-            self._execute(group, group.policy.slept(url, ok, now))
+            actions = group.policy.slept(url, ok, now)
+            woken = [a.engine for a in actions if isinstance(a, Wake)]
+            self.history.slept(name, model, started, now, ok, woken)
+            self._execute(group, actions)
 
     async def _timer(self, group: _Group) -> None:
         while True:
@@ -272,7 +285,10 @@ class Switcher:
     def _routable(self, url: str) -> None:
         """After a switch or a loss the policy, not the last health check, decides whether
         requests may go there (a failed wake has its own 503 with retry-after)."""
-        next(u for u in self.registry.upstreams if u.url == url).healthy = True
+        self._upstream(url).healthy = True
+
+    def _upstream(self, url: str) -> Upstream:
+        return next(u for u in self.registry.upstreams if u.url == url)
 
     def _gauge(self, group: _Group, url: str) -> None:
         model = group.models[url]

@@ -29,6 +29,9 @@ from gateway.plan.planner import CUDA_CONTEXT_BYTES, Plan, PlanInput, overhead, 
 DEFAULT_HOST_RAM_RESERVE_GIB = 8.0
 # The compose stack's embedding engine takes this share of the card beside the group.
 DEFAULT_BESIDE_UTILIZATION = 0.05
+# Kept free beside each awake budget: what a sleeping engine keeps and the CUDA contexts
+# are estimates, and vLLM refuses to start (a wake runs out of memory) when they are short.
+MARGIN_BYTES = int(0.25 * GIB)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class GroupInput:
 class MemberPlan:
     plan: Plan  # at the member's awake utilization
     asleep_bytes: int  # what it keeps on the card while asleep
-    awake_room_bytes: int  # the card minus everything else, before rounding down
+    awake_room_bytes: int  # the card minus everything else and the margin, before rounding
     others_asleep_bytes: int
 
     @property
@@ -101,7 +104,7 @@ def plan_group(inp: GroupInput) -> GroupPlan:
     for i, member in enumerate(inp.members):
         others = sum(asleep) - asleep[i]
         # Its own CUDA context lies outside its budget too.
-        room = total - beside - others - CUDA_CONTEXT_BYTES
+        room = total - beside - others - CUDA_CONTEXT_BYTES - MARGIN_BYTES
         utilization = _utilization(room, total)
         awake = plan(
             PlanInput(

@@ -6,7 +6,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.plan.group import GroupPlan, MemberPlan
+from gateway.plan.group import MARGIN_BYTES, GroupPlan, MemberPlan
 from gateway.plan.hardware import GIB
 from gateway.plan.planner import CUDA_CONTEXT_GIB
 from gateway.plan.render import to_json, vllm_args
@@ -71,18 +71,26 @@ def group_text(group: GroupPlan, subjects: Sequence[Subject]) -> str:
         f"at a time | sleep level {inp.sleep_level} | host RAM {_gib(inp.host_ram_bytes)}",
         "",
         "Beside the group",
-        f"  the embedding engine: {gpu.total_gib:.2f} GiB x {inp.beside_utilization:g} + "
-        f"{CUDA_CONTEXT_GIB} GiB CUDA context = {_gib(group.beside_bytes)}",
+        (
+            f"  the embedding engine: {gpu.total_gib:.2f} GiB x {inp.beside_utilization:g} + "
+            f"{CUDA_CONTEXT_GIB} GiB CUDA context = {_gib(group.beside_bytes)}"
+            if group.beside_bytes
+            else "  nothing (--beside-utilization 0)"
+        ),
         "Asleep, each model keeps on the card (estimate: CUDA context + CUDA graphs + non-torch)",
     ]
     for member in group.members:
         lines.append(f"  {member.plan.inp.arch.key:<16} {_gib(member.asleep_bytes)}")
-    lines.append("Awake budget per model (the card - beside - the others asleep - its own context)")
+    lines.append(
+        "Awake budget per model (the card - beside - the others asleep - its own context - "
+        f"{MARGIN_BYTES / GIB:g} GiB margin for the estimates)"
+    )
     for member in group.members:
         p = member.plan
         lines += [
             f"  {p.inp.arch.key:<16} {gpu.total_gib:.2f} GiB - {_gib(group.beside_bytes)} - "
-            f"{_gib(member.others_asleep_bytes)} - {CUDA_CONTEXT_GIB} GiB = "
+            f"{_gib(member.others_asleep_bytes)} - {CUDA_CONTEXT_GIB} GiB - "
+            f"{MARGIN_BYTES / GIB:g} GiB = "
             f"{_gib(member.awake_room_bytes)} -> --gpu-memory-utilization "
             f"{member.utilization:g} = {_gib(p.budget_bytes)}",
             f"  {'':<16} - {_gib(p.weights.total_bytes)} weights - "

@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 
 from gateway.plan.catalog import load_catalog
 from gateway.plan.cli import plan as plan_command
-from gateway.plan.group import GroupInput, asleep_bytes, plan_group
+from gateway.plan.group import MARGIN_BYTES, GroupInput, asleep_bytes, plan_group
 from gateway.plan.hardware import GIB, GPUS
 from gateway.plan.planner import CUDA_CONTEXT_BYTES, PlanInput
 from gateway.plan.resolve import resolve_model
@@ -39,21 +39,26 @@ def test_awake_budget_is_the_card_minus_the_others_asleep_and_the_embedder() -> 
     # The embedding engine: 0.05 x 32,607 MiB + its context = 1.59 + 0.5 GiB.
     assert group.beside_bytes == int(RTX5090.total_bytes * 0.05) + CUDA_CONTEXT_BYTES
     first, second = group.members
-    # Llama awake: 31.84 - 2.09 - 1.69 (Qwen asleep) - 0.5 (own context) = 27.56 GiB -> 0.86.
+    # Llama awake: 31.84 - 2.09 - 1.69 (Qwen asleep) - 0.5 (own context) - 0.25 (margin)
+    # = 27.31 GiB, which 0.85 of the card (27.07 GiB) fits and 0.86 (27.38) does not.
     assert first.awake_room_bytes == (
-        RTX5090.total_bytes - group.beside_bytes - asleep_bytes(qwen) - CUDA_CONTEXT_BYTES
+        RTX5090.total_bytes
+        - group.beside_bytes
+        - asleep_bytes(qwen)
+        - CUDA_CONTEXT_BYTES
+        - MARGIN_BYTES
     )
-    assert first.awake_room_bytes / GIB == pytest.approx(27.56, abs=0.01)
-    assert first.utilization == 0.86 and second.utilization == 0.86
+    assert first.awake_room_bytes / GIB == pytest.approx(27.31, abs=0.01)
+    assert first.utilization == 0.85 and second.utilization == 0.85
     # Rounded down: the budget never exceeds the room.
     for m in group.members:
         assert m.plan.budget_bytes <= m.awake_room_bytes
         assert m.plan.budget_bytes + m.others_asleep_bytes + group.beside_bytes < (
             RTX5090.total_bytes
         )
-    # 27.38 - 22.46 weights - 3.11 overhead = 1.81 GiB of fp8 KV: 11,872 tokens.
-    assert first.plan.kv_tokens == 11_872 and first.plan.fits
-    assert second.plan.kv_tokens == 29_984 and second.plan.fits
+    # 27.07 - 22.46 weights - 3.11 overhead = 1.50 GiB of fp8 KV: 9,792 tokens.
+    assert first.plan.kv_tokens == 9_792 and first.plan.fits
+    assert second.plan.kv_tokens == 28_688 and second.plan.fits
     # Level 1: both models' weights in host RAM during a switch, plus the 8 GiB reserve.
     assert group.host_weights_bytes == 24_120_000_000 + second.plan.weights.total_bytes
     assert group.host_needed_bytes / GIB == pytest.approx(48.47, abs=0.01)
@@ -77,7 +82,7 @@ def test_cli_prints_the_groups_plan() -> None:
                  "--kv-cache-dtype", "auto", "--host-ram", "64")  # fmt: skip
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "--gpu-memory-utilization 0.86 = 27.38 GiB" in out
+    assert "--gpu-memory-utilization 0.85 = 27.07 GiB" in out
     assert "22.46 GiB + 18.00 GiB = 40.47 GiB" in out
     assert "48.47 GiB of 64.00 GiB" in out
     assert "FITS" in out and "DOES NOT FIT" not in out
@@ -107,7 +112,7 @@ def test_cli_refuses_a_context_beyond_a_models_awake_budget_and_says_how_far() -
     assert out["fits"] is False
     (refusal,) = out["refusals"]
     assert refusal.startswith("llama-3.3-70b: 16,384 tokens x 1 needs 5.00 GiB")
-    assert "lower its context to 5,936 or less, use --kv-cache-dtype fp8" in refusal
+    assert "lower its context to 4,896 or less, use --kv-cache-dtype fp8" in refusal
     llama, qwen = out["members"]
     assert llama["vllm_args"] == []  # no command for a model that does not fit
     assert qwen["vllm_args"][-1] == "--enable-sleep-mode"

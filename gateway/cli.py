@@ -80,9 +80,11 @@ def _register() -> None:
     from gateway.keys.cli import keys
     from gateway.local.up import up
     from gateway.plan.cli import models, plan
+    from gateway.upstream.switching.cli import engines
     from gateway.usage.cli import usage
 
-    for command in (init, keys, usage, migrate, plan, models, up, ingest, eval_command):
+    commands = (init, keys, usage, migrate, plan, models, up, ingest, eval_command, engines)
+    for command in commands:
         cli.add_command(command)
 
 

@@ -13,6 +13,7 @@ import click
 
 from gateway.plan import planner
 from gateway.plan.catalog import Catalog, CatalogError, load_catalog
+from gateway.plan.cli_group import GroupOptions, group_options, per_model, run_group
 from gateway.plan.hardware import gpu_choices, parse_gpu
 from gateway.plan.planner import DEFAULT_UTILIZATION, KV_DTYPE_BYTES, PlanInput
 from gateway.plan.pull import PullError, pull_model, read_manifest
@@ -34,8 +35,10 @@ def _catalog() -> Catalog:
     "--model",
     "model",
     required=True,
+    multiple=True,
     metavar="NAME|HF_DIR",
-    help="A built-in model, a catalog checkpoint, or a folder with a config.json.",
+    help="A built-in model, a catalog checkpoint, or a folder with a config.json. Give it "
+    "twice or more to plan an engine group: the models share the GPU, one awake at a time.",
 )
 @click.option(
     "--quant",
@@ -53,14 +56,17 @@ def _catalog() -> Catalog:
     "--context",
     type=click.IntRange(min=16),
     required=True,
-    help="Tokens per sequence (prompt + completion): vLLM's --max-model-len.",
+    multiple=True,
+    help="Tokens per sequence (prompt + completion): vLLM's --max-model-len. For a group, "
+    "one for every model or one per --model, in order.",
 )
 @click.option(
     "--kv-cache-dtype",
     type=click.Choice(sorted(KV_DTYPE_BYTES)),
-    default="auto",
+    default=("auto",),
+    multiple=True,
     show_default=True,
-    help="fp8 halves the KV cache.",
+    help="fp8 halves the KV cache. For a group, one for every model or one per --model.",
 )
 @click.option(
     "--concurrency",
@@ -74,23 +80,32 @@ def _catalog() -> Catalog:
     type=click.FloatRange(0.05, 0.99),
     default=DEFAULT_UTILIZATION,
     show_default=True,
-    help="The share of VRAM vLLM may take.",
+    help="The share of VRAM vLLM may take (a group works out each model's own).",
 )
+@group_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(
-    model: str,
+    model: tuple[str, ...],
     quant: str | None,
     gpu: str,
-    context: int,
-    kv_cache_dtype: str,
+    context: tuple[int, ...],
+    kv_cache_dtype: tuple[str, ...],
     concurrency: int,
     gpu_memory_utilization: float,
+    host_ram: float | None,
+    sleep_level: int,
+    beside_utilization: float,
+    host_ram_reserve: float,
     as_json: bool,
 ) -> None:
     """Check, with the arithmetic shown, whether a model fits a GPU under vLLM.
 
     Prints the weights, the KV cache per token, the overhead, the budget, the largest context
     and concurrency that fit, the --cpu-offload-gb needed otherwise, and the vLLM arguments.
+
+    With several --model: an engine group on one GPU. Prints each model's awake budget (its
+    --gpu-memory-utilization), what each keeps on the card asleep, and the host RAM that
+    sleep level 1 needs; exits 1 when the group does not fit (the GPU or --host-ram).
     """
     catalog = _catalog()
     gpu_spec = parse_gpu(gpu)
@@ -100,32 +115,45 @@ def plan(
             "such as 24 (GiB), 48GiB or 24GB",
             param_hint="--gpu",
         )
-    try:
-        subject = resolve_model(model, quant, catalog)
-    except ResolveError as exc:
-        raise click.BadParameter(str(exc), param_hint="--model/--quant") from exc
-    limit = subject.arch.max_position_embeddings
-    if context > limit:
-        raise click.BadParameter(
-            f"{subject.arch.key} supports at most {limit:,} tokens (max_position_embeddings)",
-            param_hint="--context",
+    contexts = per_model(context, len(model), "--context")
+    dtypes = per_model(kv_cache_dtype, len(model), "--kv-cache-dtype")
+    inputs = []
+    subjects = []
+    for name, ctx, dtype in zip(model, contexts, dtypes, strict=True):
+        try:
+            subject = resolve_model(name, quant, catalog)
+        except ResolveError as exc:
+            raise click.BadParameter(str(exc), param_hint="--model/--quant") from exc
+        limit = subject.arch.max_position_embeddings
+        if ctx > limit:
+            raise click.BadParameter(
+                f"{subject.arch.key} supports at most {limit:,} tokens (max_position_embeddings)",
+                param_hint="--context",
+            )
+        subjects.append(subject)
+        inputs.append(
+            PlanInput(
+                arch=subject.arch,
+                quant=subject.quant,
+                gpu=gpu_spec,
+                context=ctx,
+                concurrency=concurrency,
+                kv_cache_dtype=dtype,
+                gpu_memory_utilization=gpu_memory_utilization,
+                weights_bytes=subject.weights_bytes,
+            )
         )
-    result = planner.plan(
-        PlanInput(
-            arch=subject.arch,
-            quant=subject.quant,
-            gpu=gpu_spec,
-            context=context,
-            concurrency=concurrency,
-            kv_cache_dtype=kv_cache_dtype,
-            gpu_memory_utilization=gpu_memory_utilization,
-            weights_bytes=subject.weights_bytes,
-        )
-    )
+    if len(inputs) > 1:
+        options = GroupOptions(host_ram, sleep_level, beside_utilization, host_ram_reserve)
+        run_group(inputs, subjects, gpu_spec, options, as_json)
+        return
+    if host_ram is not None:
+        raise click.BadParameter("is for a group (two --model or more)", param_hint="--host-ram")
+    result = planner.plan(inputs[0])
     if as_json:
-        click.echo(json.dumps(to_json(result, subject), indent=2))
+        click.echo(json.dumps(to_json(result, subjects[0]), indent=2))
     else:
-        click.echo(to_text(result, subject))
+        click.echo(to_text(result, subjects[0]))
 
 
 @click.group("models")

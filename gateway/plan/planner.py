@@ -33,6 +33,9 @@ KV_DTYPE_BYTES = {"auto": 2, "fp8": 1}  # "auto" is the model dtype: fp16/bf16
 # Offload this much more than the arithmetic says, since the overhead is an estimate: vLLM
 # refuses to start when one max-model-len sequence does not fit the KV cache it measures.
 OFFLOAD_MARGIN_BYTES = int(0.5 * GIB)
+# What one CUDA context takes, outside vLLM's budget, roughly.
+CUDA_CONTEXT_GIB = 0.5
+CUDA_CONTEXT_BYTES = int(CUDA_CONTEXT_GIB * GIB)
 
 
 @dataclass(frozen=True)

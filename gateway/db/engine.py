@@ -10,7 +10,7 @@ from gateway.db.url import sqlalchemy_url
 # affect HNSW scans, which only search makes): pgvector's iterative index scans let a
 # filtered vector search fill its page, and ef_search is the candidate list a scan keeps,
 # chosen by recall against exact search (benchmarks/rag_recall.py, gateway.rag.index).
-HNSW_EF_SEARCH = 40
+HNSW_EF_SEARCH = 64
 SESSION_OPTIONS = f"-c hnsw.iterative_scan=relaxed_order -c hnsw.ef_search={HNSW_EF_SEARCH}"
 
 

@@ -8,9 +8,15 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db.engine import create_engine
+from gateway.db.engine import HNSW_EF_SEARCH, create_engine
 from gateway.rag.common_terms import CommonTerms, too_common
-from gateway.rag.index import ensure_index, index_name, vector_literal
+from gateway.rag.index import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ensure_index,
+    index_name,
+    vector_literal,
+)
 from gateway.rag.search.driver import driver_sql
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import text_query
@@ -148,3 +154,19 @@ def test_statements_are_bound_by_name_for_the_driver() -> None:
     assert driver_sql("SELECT x::int, :a, :a, '%' WHERE y = ANY(:b)") == (
         "SELECT x::int, %(a)s, %(a)s, '%%' WHERE y = ANY(%(b)s)"
     )
+
+
+async def test_the_hnsw_settings_are_those_the_recall_benchmark_chose(db: AsyncEngine) -> None:
+    async with db.connect() as conn:
+        options = await conn.execute(
+            text("SELECT reloptions FROM pg_class WHERE relname = :n"), {"n": index_name(DIMS)}
+        )
+        assert set(options.scalar_one()) == {
+            f"m={HNSW_M}",
+            f"ef_construction={HNSW_EF_CONSTRUCTION}",
+        }
+        # Set when the connection opened, so that no search spends a round trip on it.
+        shown = await conn.execute(text("SHOW hnsw.ef_search"))
+        assert shown.scalar_one() == str(HNSW_EF_SEARCH)
+        scan = await conn.execute(text("SHOW hnsw.iterative_scan"))
+        assert scan.scalar_one() == "relaxed_order"

@@ -150,6 +150,22 @@ async def test_a_search_is_one_prepared_statement_on_one_connection(
         await single.dispose()
 
 
+async def test_a_search_survives_its_pooled_connection_being_killed(
+    db: AsyncEngine, database_url: str
+) -> None:
+    single = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
+        async with single.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with db.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        # The pool's pre-ping finds the dead connection and opens another.
+        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
+    finally:
+        await single.dispose()
+
+
 def test_statements_are_bound_by_name_for_the_driver() -> None:
     assert driver_sql("SELECT x::int, :a, :a, '%' WHERE y = ANY(:b)") == (
         "SELECT x::int, %(a)s, %(a)s, '%%' WHERE y = ANY(%(b)s)"

@@ -6,10 +6,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from gateway.db.url import sqlalchemy_url
 
-# Set at connection start, so that no search spends a round trip on it: pgvector's
-# iterative index scans let a filtered vector search fill its page (it only affects HNSW
-# scans, which only search makes).
-SESSION_OPTIONS = "-c hnsw.iterative_scan=relaxed_order"
+# Set at connection start, so that no search spends a round trip on them (they only
+# affect HNSW scans, which only search makes): pgvector's iterative index scans let a
+# filtered vector search fill its page, and ef_search is the candidate list a scan keeps,
+# chosen by recall against exact search (benchmarks/rag_recall.py, gateway.rag.index).
+HNSW_EF_SEARCH = 64
+SESSION_OPTIONS = f"-c hnsw.iterative_scan=relaxed_order -c hnsw.ef_search={HNSW_EF_SEARCH}"
 
 
 def create_engine(

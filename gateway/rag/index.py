@@ -4,6 +4,10 @@ The `embedding` column is an untyped `halfvec`, so a model change needs no migra
 dimension gets a partial expression index that queries match by casting the same way:
 
     ... WHERE dims = 384 ORDER BY (embedding::halfvec(384)) <=> $1 LIMIT n
+
+The build parameters (`HNSW_M`, `HNSW_EF_CONSTRUCTION`) and the search's `hnsw.ef_search`
+(gateway.db.engine) were chosen by recall@10 against exact search on real embeddings
+(benchmarks/rag_recall.py; the table is in benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 # pgvector indexes halfvec up to 4,000 dimensions; beyond that search scans exactly.
 MAX_INDEXED_DIMS = 4000
+# pgvector's defaults (m 16, ef_construction 64) until the measurement says otherwise.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
 _LOCK = 727275  # serialises index creation across replicas (the migration lock is 727274)
 
 
@@ -25,6 +32,17 @@ def index_name(dims: int) -> str:
 def vector_literal(vector: Sequence[float]) -> str:
     """A vector as the text `CAST(... AS halfvec)` reads, for the chunks' `embedding`."""
     return "[" + ",".join(f"{x:.6g}" for x in vector) + "]"
+
+
+def index_sql(dims: int, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION) -> str:
+    """The HNSW index of `dims`, as the gateway builds it (benchmarks vary m and
+    ef_construction)."""
+    d = int(dims)
+    return (
+        f"CREATE INDEX IF NOT EXISTS {index_name(d)} ON chunks USING hnsw "
+        f"((embedding::halfvec({d})) halfvec_cosine_ops) "
+        f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) WHERE dims = {d}"
+    )
 
 
 def distance_sql(dims: int, vector_param: str = ":qvec") -> str:
@@ -42,11 +60,5 @@ async def ensure_index(db: AsyncEngine, dims: int, known: set[int]) -> None:
         exists = (await conn.execute(text("SELECT to_regclass(:n)"), {"n": name})).scalar()
         if exists is None:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-            d = int(dims)
-            await conn.execute(
-                text(
-                    f"CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw "
-                    f"((embedding::halfvec({d})) halfvec_cosine_ops) WHERE dims = {d}"
-                )
-            )
+            await conn.execute(text(index_sql(dims)))
     known.add(dims)

@@ -43,10 +43,6 @@ class Retrieval:
     db: AsyncEngine
     jobs: AsyncEngine
     uploads: UploadSlots
-    # A search holds two connections at once (its two rankings run in parallel). Taking
-    # the pair one search at a time means two searches can never each hold one and wait
-    # for the other's.
-    pairs: asyncio.Lock
     common_terms: CommonTerms
     # Set when files are attached here: this process's ingestion worker looks at once
     # (other replicas find the work by polling).
@@ -85,7 +81,6 @@ def open_retrieval(
         db,
         jobs,
         uploads,
-        asyncio.Lock(),
         CommonTerms(),
         asyncio.Event(),
     )

@@ -1,7 +1,7 @@
 """Hybrid search over vector stores: pgvector cosine and full text, fused by rank.
 
-Two rankings over the stores asked for and the attribute filter, computed in parallel
-(gateway.rag.search.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`)
+Two rankings over the stores asked for and the attribute filter, computed by one
+statement (gateway.rag.search.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`)
 and the best full-text matches (`tsvector` + GIN). Reciprocal rank fusion merges them
 (gateway.rag.search.fusion); `score` is the fused score in 0..1, and `score_threshold`
 applies to it. The query's embedding, the ownership check (gateway.rag.search.scope) and
@@ -11,7 +11,6 @@ the lookup of common words also run side by side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +21,10 @@ from gateway.rag.access import caller_for
 from gateway.rag.index import vector_literal
 from gateway.rag.metering import Payer, embed_for
 from gateway.rag.resources import Retrieval
+from gateway.rag.search.driver import fetch_all
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import rrf, text_query
-from gateway.rag.search.ranking import Chunk, text_ranking, vector_ranking
+from gateway.rag.search.ranking import Chunk, candidate, search_sql
 from gateway.rag.search.scope import check_stores
 
 _MIN_CANDIDATES = 10
@@ -75,7 +75,6 @@ async def search_stores(
         params=params,
         score_threshold=score_threshold,
         common=common,
-        pairs=rag.pairs,
     )
 
 
@@ -90,27 +89,28 @@ async def search_vectors(
     params: dict[str, Any] | None = None,
     score_threshold: float | None = None,
     common: Sequence[str] = (),
-    pairs: asyncio.Lock | None = None,
 ) -> list[SearchHit]:
     """Search with a ready query vector (what `search_stores` does after embedding);
-    `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms);
-    `pairs` serialises taking the two connections (see gateway.rag.resources)."""
-    bound = {**(params or {}), "stores": store_ids, "n": _candidates(max_results)}
+    `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms).
+    Both rankings are one statement on one connection (gateway.rag.search.ranking)."""
     words = text_query(query)
-    # Autocommit: a lone read needs no BEGIN and ROLLBACK round trips around it.
-    reads = db.execution_options(isolation_level="AUTOCOMMIT")
-    async with contextlib.AsyncExitStack() as held:
-        async with pairs or contextlib.nullcontext():
-            vconn = await held.enter_async_context(reads.connect())
-            tconn = await held.enter_async_context(reads.connect())
-        by_vector = vector_ranking(vconn, vector_literal(vector), len(vector), condition, bound)
-        if words is None:
-            rankings = [await by_vector]
-        else:
-            by_text = text_ranking(tconn, words, common, condition, bound)
-            rankings = list(await asyncio.gather(by_vector, by_text))
-    chunks = {chunk.id: chunk for ranking in rankings for chunk in ranking}
-    fused = rrf([[chunk.id for chunk in ranking] for ranking in rankings])
+    sql = search_sql(len(vector), condition, with_text=words is not None)
+    bound = {
+        **(params or {}),
+        "stores": store_ids,
+        "n": _candidates(max_results),
+        "qvec": vector_literal(vector),
+    }
+    if words is not None:
+        bound |= {"words": words, "common": list(common)}
+    candidates = [candidate(row) for row in await fetch_all(db, sql, bound)]
+    chunks = {c.chunk.id: c.chunk for c in candidates}
+    by_vector = sorted((c for c in candidates if c.vector_rank), key=lambda c: c.vector_rank or 0)
+    rankings = [[c.chunk.id for c in by_vector]]
+    if words is not None:  # an empty text ranking still halves what the vector one scores
+        by_text = sorted((c for c in candidates if c.text_rank), key=lambda c: c.text_rank or 0)
+        rankings.append([c.chunk.id for c in by_text])
+    fused = rrf(rankings)
     if score_threshold is not None:
         fused = [f for f in fused if f.score >= score_threshold]
     return [_hit(chunks[f.item], f.score) for f in fused[:max_results]]

@@ -8,13 +8,20 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.db.engine import create_engine
+from gateway.db.engine import HNSW_EF_SEARCH, create_engine
 from gateway.rag.common_terms import CommonTerms, too_common
-from gateway.rag.index import ensure_index, index_name, vector_literal
+from gateway.rag.index import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_M,
+    ensure_index,
+    index_name,
+    vector_literal,
+)
+from gateway.rag.search.driver import driver_sql
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import text_query
 from gateway.rag.search.hybrid import search_vectors
-from gateway.rag.search.ranking import text_ranking, text_sql, vector_sql
+from gateway.rag.search.ranking import text_sql, vector_sql
 
 DIMS = 8
 SETUP = [
@@ -103,13 +110,13 @@ async def test_common_words_are_read_from_the_statistics_and_left_out(db: AsyncE
     common = await CommonTerms().get(db)
     # 'chunk' and 'number' are in every row; 'zebra' in one; the md5 words in one each.
     assert {"chunk", "number"} <= set(common) and "zebra" not in common
-    by = {"stores": ["vs_1"], "n": 10}
-    async with db.connect() as conn:
-        # The rare word still decides the match; the common ones cost nothing.
-        found = await text_ranking(conn, "number chunk zebra", common, "TRUE", by)
-        assert [c.text.split()[:4] for c in found] == [["chunk", "number", "7", "zebra"]]
-        # Nothing but common words: no text ranking (the vector ranking answers).
-        assert await text_ranking(conn, "chunk number", common, "TRUE", by) == []
+    # A dimension no chunk has: the text ranking alone answers.
+    only_text = [0.5] * 16
+    # The rare word still decides the match; the common ones cost nothing.
+    found = await search_vectors(db, ["vs_1"], "number chunk zebra", only_text, common=common)
+    assert [h.text.split()[:4] for h in found] == [["chunk", "number", "7", "zebra"]]
+    # Nothing but common words: no text ranking (the vector ranking answers).
+    assert await search_vectors(db, ["vs_1"], "chunk number", only_text, common=common) == []
 
 
 def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
@@ -117,3 +124,65 @@ def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
     assert too_common(lexemes, freqs, rows=1_000) == ["a"]  # > 5%
     assert too_common(lexemes, freqs, rows=1_000_000) == ["a", "c"]  # > 5,000 rows
     assert too_common(lexemes, freqs, rows=0) == []
+
+
+async def test_a_search_is_one_prepared_statement_on_one_connection(
+    db: AsyncEngine, database_url: str
+) -> None:
+    single = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        # More searches than Postgres plans custom before it may switch a prepared
+        # statement to a generic plan: the filter's values must still be honoured.
+        for attempt in range(8):
+            value = attempt % 2 + 3
+            condition, params = compile_filter({"type": "eq", "key": "n", "value": value})
+            hits = await search_vectors(
+                single, ["vs_1"], "chunk zebra", [0.5] * DIMS, condition=condition, params=params
+            )
+            assert len(hits) == 10 and all(h.attributes == {"n": value} for h in hits)
+        async with single.connect() as conn:
+            prepared = await conn.execute(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql")
+            )
+            # psycopg prepared the search statement on the pool's only connection.
+            assert prepared.scalar_one() >= 1
+    finally:
+        await single.dispose()
+
+
+async def test_a_search_survives_its_pooled_connection_being_killed(
+    db: AsyncEngine, database_url: str
+) -> None:
+    single = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    try:
+        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
+        async with single.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with db.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        # The pool's pre-ping finds the dead connection and opens another.
+        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
+    finally:
+        await single.dispose()
+
+
+def test_statements_are_bound_by_name_for_the_driver() -> None:
+    assert driver_sql("SELECT x::int, :a, :a, '%' WHERE y = ANY(:b)") == (
+        "SELECT x::int, %(a)s, %(a)s, '%%' WHERE y = ANY(%(b)s)"
+    )
+
+
+async def test_the_hnsw_settings_are_those_the_recall_benchmark_chose(db: AsyncEngine) -> None:
+    async with db.connect() as conn:
+        options = await conn.execute(
+            text("SELECT reloptions FROM pg_class WHERE relname = :n"), {"n": index_name(DIMS)}
+        )
+        assert set(options.scalar_one()) == {
+            f"m={HNSW_M}",
+            f"ef_construction={HNSW_EF_CONSTRUCTION}",
+        }
+        # Set when the connection opened, so that no search spends a round trip on it.
+        shown = await conn.execute(text("SHOW hnsw.ef_search"))
+        assert shown.scalar_one() == str(HNSW_EF_SEARCH)
+        scan = await conn.execute(text("SHOW hnsw.iterative_scan"))
+        assert scan.scalar_one() == "relaxed_order"

@@ -9,7 +9,7 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import current, upgrade
 from gateway.db.url import libpq_url, sqlalchemy_url
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_urls_users_write_are_accepted() -> None:

@@ -51,11 +51,7 @@ SELECT md5(i::text), 'key' || (i % 20),
     CASE WHEN i % 20 < 3 THEN 'user' || ((i / 20) % 10) END
 FROM generate_series(:lo, :hi) AS i
 """
-_ROLLUP = (
-    "INSERT INTO usage_hourly (hour, key_id, model, end_user, requests, prompt_tokens, "
-    "completion_tokens, errors, rate_limited, cancelled, ttft_ms_sum, ttft_count, last_at) "
-    + rollup.FROM_EVENTS
-)
+_ROLLUP = f"INSERT INTO usage_rollup ({rollup.COLUMNS}) {rollup.FROM_EVENTS}"
 
 # The queries main ran before the rollup (gateway/usage/report.py, by_end_user.py at aa24118).
 _RAW_REPORT = """
@@ -113,8 +109,9 @@ async def load(url: str, events: int, days: int) -> None:
             print(f"  {hi:>12,} events  {time.perf_counter() - started:6.0f} s", flush=True)
         await conn.execute(text(_ROLLUP))
         await conn.commit()
-        hourly = (await conn.execute(text("SELECT count(*) FROM usage_hourly"))).scalar()
-        print(f"  rollup: {hourly:,} hourly rows  {time.perf_counter() - started:6.0f} s")
+        sql = "SELECT period, count(*) FROM usage_rollup GROUP BY 1 ORDER BY 1 DESC"
+        counted = ", ".join(f"{n:,} {p}s" for p, n in (await conn.execute(text(sql))).all())
+        print(f"  rollup: {counted}  {time.perf_counter() - started:6.0f} s")
     async with engine.connect() as conn:
         autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
         await autocommit.execute(text("VACUUM ANALYZE"))

@@ -111,27 +111,29 @@ class UsageEvent(Base):
     end_user: Mapped[str | None] = mapped_column(Text)
 
 
-class UsageHourly(Base):
-    """The hourly rollup of usage_events (gateway.usage.rollup), kept by the batch writer:
-    reports over whole hours read it instead of the events."""
+class UsageRollup(Base):
+    """usage_events summed per UTC hour and per UTC day (gateway.usage.rollup), kept by
+    the batch writer: reports over whole hours and days read it instead of the events."""
 
-    __tablename__ = "usage_hourly"
+    __tablename__ = "usage_rollup"
     __table_args__ = (
         # NULLS NOT DISTINCT: the requests of no key, or of no named end user, are one row.
         Index(
-            "ux_usage_hourly_group",
-            "hour",
+            "ux_usage_rollup_group",
+            "period",
+            "start",
             "key_id",
             "model",
             "end_user",
             unique=True,
             postgresql_nulls_not_distinct=True,
         ),
-        Index("ix_usage_hourly_key_hour", "key_id", "hour"),
+        Index("ix_usage_rollup_key", "key_id", "period", "start"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    period: Mapped[str] = mapped_column(String(4))  # "hour" | "day"
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     key_id: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str] = mapped_column(Text)
     end_user: Mapped[str | None] = mapped_column(Text)

@@ -1,10 +1,12 @@
-"""The rows a usage report sums: the rollup for a window's whole hours, raw events for its
-partial edge hours, so a month reads ~720 hourly groups instead of millions of events and
-the totals stay exact to the microsecond of `since` and `until`.
+"""The rows a usage report sums: the rollup's days for a window's whole UTC days, its hours
+for the whole hours around them, and raw events only for the partial hours at the edges.
+A month then reads ~30 daily rows per (key, model, end user) and at most a few hours of
+events instead of millions of events, and the totals stay exact to the microsecond of
+`since` and `until`.
 
-`facts_sql` gives one subquery with the same columns either way (`at`, key_id, model,
-end_user, requests, prompt_tokens, completion_tokens, errors, rate_limited, cancelled,
-ttft_ms_sum, ttft_count, last_at); reports aggregate it with sum() and max().
+`facts_sql` gives one subquery with the same columns from every source (`at`, key_id,
+model, end_user, requests, prompt_tokens, completion_tokens, errors, rate_limited,
+cancelled, ttft_ms_sum, ttft_count, last_at); reports aggregate it with sum() and max().
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 _ROLLUP = """
-    SELECT hour AS at, key_id, model, end_user, requests, prompt_tokens, completion_tokens,
+    SELECT start AS at, key_id, model, end_user, requests, prompt_tokens, completion_tokens,
            errors, rate_limited, cancelled, ttft_ms_sum, ttft_count, last_at
-    FROM usage_hourly
-    WHERE hour >= :h_from AND hour < :h_to{filters}"""
+    FROM usage_rollup
+    WHERE period = '{period}' AND start >= :{lo} AND start < :{hi}{filters}"""
 _RAW = """
     SELECT created_at AS at, key_id, model, end_user, 1 AS requests,
            prompt_tokens, completion_tokens,
@@ -30,58 +33,73 @@ _RAW = """
     WHERE created_at >= :{lo} AND created_at < :{hi}{filters}"""
 
 
-def _floor_hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+def _ceil(moment: datetime, step: timedelta) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    if step == DAY:
+        floor = floor.replace(hour=0)
+    return floor if floor == moment else floor + step
+
+
+def _floor(moment: datetime, step: timedelta) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor.replace(hour=0) if step == DAY else floor
 
 
 @dataclass(frozen=True, slots=True)
 class Split:
-    """[since, h_from) and [h_to, until) from raw events, [h_from, h_to) from the rollup."""
+    """Raw events in [since, h_from) and [h_to, until); rollup hours in [h_from, d_from)
+    and [d_to, h_to); rollup days in [d_from, d_to). Empty ranges have equal ends."""
 
     since: datetime
     h_from: datetime
+    d_from: datetime
+    d_to: datetime
     h_to: datetime
     until: datetime
 
-    @property
-    def has_whole_hours(self) -> bool:
-        return self.h_from < self.h_to
+    def ranges(self) -> list[tuple[str, str, str]]:
+        """(source, lower bound's name, upper bound's name) of each non-empty range."""
+        bounds = [
+            ("raw", "since", "h_from"),
+            ("hour", "h_from", "d_from"),
+            ("day", "d_from", "d_to"),
+            ("hour", "d_to", "h_to"),
+            ("raw", "h_to", "until"),
+        ]
+        return [(src, lo, hi) for src, lo, hi in bounds if getattr(self, lo) < getattr(self, hi)]
 
 
-def split(since: datetime, until: datetime) -> Split:
-    """`since`/`until` are aware UTC datetimes (whole UTC hours are whole local hours only
-    in zones with whole-hour offsets; the bounds are normalised to UTC first)."""
-    h_from = _floor_hour(since)
-    if h_from < since:
-        h_from += HOUR
-    h_to = _floor_hour(until)
+def split(since: datetime, until: datetime, *, days: bool = True) -> Split:
+    """`since`/`until` are aware UTC datetimes. `days=False` keeps to hours (a series in
+    hourly buckets cannot take a day's row)."""
+    h_from, h_to = _ceil(since, HOUR), _floor(until, HOUR)
     if h_to <= h_from:  # no whole hour inside: everything from raw events
-        return Split(since, until, until, until)
-    return Split(since, h_from, h_to, until)
+        return Split(since, until, until, until, until, until)
+    d_from, d_to = _ceil(h_from, DAY), _floor(h_to, DAY)
+    if not days or d_to <= d_from:
+        return Split(since, h_from, h_to, h_to, h_to, until)
+    return Split(since, h_from, d_from, d_to, h_to, until)
 
 
 def facts_sql(window: Split, key_id: str | None, model: str | None) -> tuple[str, dict[str, Any]]:
     """The subquery (without parentheses) and its parameters."""
     filters = ""
     params: dict[str, Any] = {
-        "since": window.since,
-        "h_from": window.h_from,
-        "h_to": window.h_to,
-        "until": window.until,
+        name: getattr(window, name)
+        for name in ("since", "h_from", "d_from", "d_to", "h_to", "until")
     }
     # Plain equalities, and only for the filters given: they let the planner use the
-    # (key_id, hour) and (key_id, created_at) indexes.
+    # (key_id, period, start) and (key_id, created_at) indexes.
     if key_id is not None:
         filters += " AND key_id = :key_id"
         params["key_id"] = key_id
     if model is not None:
         filters += " AND model = :model"
         params["model"] = model
-    parts = []
-    if window.since < window.h_from:
-        parts.append(_RAW.format(lo="since", hi="h_from", filters=filters))
-    if window.has_whole_hours:
-        parts.append(_ROLLUP.format(filters=filters))
-    if window.h_to < window.until:
-        parts.append(_RAW.format(lo="h_to", hi="until", filters=filters))
+    parts = [
+        _RAW.format(lo=lo, hi=hi, filters=filters)
+        if source == "raw"
+        else _ROLLUP.format(period=source, lo=lo, hi=hi, filters=filters)
+        for source, lo, hi in window.ranges()
+    ]
     return "\n    UNION ALL".join(parts), params

@@ -7,7 +7,7 @@ never `DELETE`s rows. A DEFAULT partition catches any event outside the months t
 refused for lack of a partition; each maintenance run moves such rows into their month's
 partition, which it creates first. Maintenance runs at start and every few hours in each
 gateway (PartitionKeeper), and on demand as `gateway usage retention`; replicas serialize
-on an advisory lock. The hourly rollup (`usage_hourly`) is kept: it is small, and reports
+on an advisory lock. The rollup (`usage_rollup`) is kept: it is small, and reports
 over dropped months still get their whole hours from it.
 """
 

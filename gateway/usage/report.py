@@ -234,7 +234,8 @@ def _ms(value: Any) -> float | None:
 def _series_sql(query: SeriesQuery) -> tuple[str, dict[str, Any]]:
     group = GROUPS[query.group_by]
     if query.until - query.since > RAW_SERIES_UP_TO:
-        facts, params = facts_sql(split(query.since, query.until), query.key_id, query.model)
+        window = split(query.since, query.until, days=query.bucket == "day")
+        facts, params = facts_sql(window, query.key_id, query.model)
         return _ROLLED_SERIES.format(group=group, facts=facts), params
     where = ["created_at >= :since", "created_at < :until"]
     params = {"since": query.since, "until": query.until}

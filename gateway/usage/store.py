@@ -2,7 +2,7 @@
 
 The events go in with COPY (the fastest path psycopg has: see benchmarks/usage_writer.py),
 then the batch's per-(key, day|month) sums are added to `usage_counters` in one upsert, its
-per-hour sums to the `usage_hourly` rollup in another (gateway.usage.rollup), and
+per-hour and per-day sums to the `usage_rollup` table in another (gateway.usage.rollup), and
 `api_keys.last_used_at` moves forward in one UPDATE. The counter and rollup rows are touched
 once per batch, never once per request.
 """
@@ -117,7 +117,7 @@ async def write_batch(
             rows = [copy_row(event) for event in events]
             await copy_rows(cur, rows)
             if rows:
-                await cur.execute(rollup.UPSERT, rollup.upsert_params(rollup.hourly(rows)))
+                await cur.execute(rollup.UPSERT, rollup.upsert_params(rollup.rolled_up(rows)))
             counters = totals.sorted_counters()
             if counters:
                 await cur.execute(_UPSERT_COUNTERS, _columns(counters))

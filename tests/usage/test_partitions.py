@@ -56,12 +56,12 @@ async def test_maintain_moves_stray_rows_and_drops_expired_months(
         months = await existing_months(conn)
     assert {date(2026, 3, 1), date(2026, 10, 1), date(2027, 1, 1)} <= set(months)
 
-    hourly = await _count(db, "usage_hourly")
+    rolled = await _count(db, "usage_rollup")
     done = await maintain(db, now=NOW, retention=timedelta(days=90))
     assert done.drop == [date(2026, 3, 1)] and done.create == []
     assert await _count(db, "usage_events") == 1  # October's event stays
     assert await scalar(db, "SELECT to_regclass('usage_events_p2026_03')") is None
-    assert await _count(db, "usage_hourly") == hourly  # the rollup keeps the history
+    assert await _count(db, "usage_rollup") == rolled  # the rollup keeps the history
     # New events still land after the drop.
     writer.record(event("k1", at=NOW))
     await writer.flush()

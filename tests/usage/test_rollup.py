@@ -103,16 +103,17 @@ def expected_report(
 
 async def test_the_rollup_equals_the_raw_events(db: AsyncEngine, written: list[UsageEvent]) -> None:
     columns = (
-        "hour, key_id, model, end_user, requests, prompt_tokens, completion_tokens, errors, "
-        "rate_limited, cancelled, round(ttft_ms_sum::numeric, 3), ttft_count, last_at"
+        "period, start, key_id, model, end_user, requests, prompt_tokens, completion_tokens, "
+        "errors, rate_limited, cancelled, round(ttft_ms_sum::numeric, 3), ttft_count, last_at"
     )
     async with db.connect() as conn:
-        kept = set((await conn.execute(text(f"SELECT {columns} FROM usage_hourly"))).all())  # noqa: S608
+        kept = set((await conn.execute(text(f"SELECT {columns} FROM usage_rollup"))).all())  # noqa: S608
         raw = f"SELECT {columns} FROM ({rollup.FROM_EVENTS}) AS r"  # noqa: S608
         counted = set((await conn.execute(text(raw))).all())
         events = (await conn.execute(text("SELECT count(*) FROM usage_events"))).scalar()
     assert events == len(written)
     assert len(kept) > 100  # several batches added to the same rows
+    assert {row[0] for row in kept} == {"hour", "day"}
     assert kept == counted
 
 
@@ -124,6 +125,8 @@ WINDOWS = [
     (START + timedelta(hours=7, minutes=10), START + timedelta(hours=7, minutes=50)),
     (START + timedelta(hours=7, minutes=10), START + timedelta(hours=8, minutes=5)),
     (START - timedelta(days=3), START + timedelta(days=1, microseconds=123)),
+    # whole days in the middle, whole hours around them, partial hours at the edges
+    (START + timedelta(hours=20, minutes=59), START + timedelta(days=3, hours=2, seconds=9)),
 ]
 
 
@@ -198,12 +201,26 @@ async def test_a_one_day_series_stays_raw_with_its_exact_median(
     assert sum(r["requests"] for r in got) == sum(since <= e.created_at < until for e in written)
 
 
-def test_split_keeps_whole_hours_for_the_rollup_and_edges_for_raw_events() -> None:
+def test_split_reads_days_then_hours_then_raw_events_at_the_edges() -> None:
     at = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
-    window = split(at, at + timedelta(hours=3))
-    assert (window.h_from, window.h_to) == (at.replace(minute=0) + timedelta(hours=1),
-                                            at.replace(minute=0) + timedelta(hours=3))  # fmt: skip
-    aligned = split(at.replace(minute=0), at.replace(minute=0) + timedelta(hours=2))
-    assert (aligned.since, aligned.until) == (aligned.h_from, aligned.h_to)
-    short = split(at, at + timedelta(minutes=30))
-    assert not short.has_whole_hours and short.h_from == short.until
+    hour = at.replace(minute=0)
+    assert split(at, at + timedelta(hours=3)).ranges() == [
+        ("raw", "since", "h_from"),
+        ("hour", "h_from", "d_from"),
+        ("raw", "h_to", "until"),
+    ]
+    window = split(at, at + timedelta(days=3))
+    assert (window.h_from, window.d_from) == (
+        hour + timedelta(hours=1),
+        datetime(2026, 3, 2, tzinfo=UTC),
+    )
+    assert (window.d_to, window.h_to) == (
+        datetime(2026, 3, 4, tzinfo=UTC),
+        hour + timedelta(days=3),
+    )
+    assert [r[0] for r in window.ranges()] == ["raw", "hour", "day", "hour", "raw"]
+    hourly = split(at, at + timedelta(days=3), days=False)
+    assert [r[0] for r in hourly.ranges()] == ["raw", "hour", "raw"]
+    aligned = split(hour, hour + timedelta(hours=2))
+    assert [r[0] for r in aligned.ranges()] == ["hour"]
+    assert split(at, at + timedelta(minutes=30)).ranges() == [("raw", "since", "h_from")]

@@ -1,4 +1,4 @@
-"""usage rollup and retention: usage_events partitioned by month, usage_hourly
+"""usage rollup and retention: usage_events partitioned by month, usage_rollup
 
 Revision ID: 0006
 Revises: 0005
@@ -90,9 +90,10 @@ def upgrade() -> None:
     op.drop_table("usage_events_old")
 
     op.create_table(
-        "usage_hourly",
+        "usage_rollup",
         sa.Column("id", sa.BigInteger(), sa.Identity(), nullable=False),
-        sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("period", sa.String(length=4), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("key_id", sa.String(length=40), nullable=True),
         sa.Column("model", sa.Text(), nullable=False),
         sa.Column("end_user", sa.Text(), nullable=True),
@@ -107,24 +108,20 @@ def upgrade() -> None:
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.execute(
-        "INSERT INTO usage_hourly (hour, key_id, model, end_user, requests, prompt_tokens, "
-        "completion_tokens, errors, rate_limited, cancelled, ttft_ms_sum, ttft_count, last_at) "
-        + rollup.FROM_EVENTS
-    )
+    op.execute(f"INSERT INTO usage_rollup ({rollup.COLUMNS}) {rollup.FROM_EVENTS}")
     # After the backfill: one index build is cheaper than maintaining it row by row.
     op.create_index(
-        "ux_usage_hourly_group",
-        "usage_hourly",
-        ["hour", "key_id", "model", "end_user"],
+        "ux_usage_rollup_group",
+        "usage_rollup",
+        ["period", "start", "key_id", "model", "end_user"],
         unique=True,
         postgresql_nulls_not_distinct=True,
     )
-    op.create_index("ix_usage_hourly_key_hour", "usage_hourly", ["key_id", "hour"])
+    op.create_index("ix_usage_rollup_key", "usage_rollup", ["key_id", "period", "start"])
 
 
 def downgrade() -> None:
-    op.drop_table("usage_hourly")
+    op.drop_table("usage_rollup")
     _swap_out_events()
     _create_events("")
     op.execute(_COPY_BACK)

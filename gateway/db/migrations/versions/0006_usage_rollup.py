@@ -108,7 +108,7 @@ def upgrade() -> None:
         sa.Column("last_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.execute(f"INSERT INTO usage_rollup ({rollup.COLUMNS}) {rollup.FROM_EVENTS}")
+    op.execute(rollup.REBUILD[1])
     # After the backfill: one index build is cheaper than maintaining it row by row.
     op.create_index(
         "ux_usage_rollup_group",

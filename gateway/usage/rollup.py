@@ -94,29 +94,36 @@ def hour_of(moment: datetime) -> datetime:
 def rolled_up(rows: Iterable[Sequence[Any]]) -> dict[Group, Sums]:
     """Sum rows shaped like `copy_row`'s (already cleaned, so the rollup's keys are the
     values the events table holds) per hour and per day, by key, model and end user."""
-    groups: dict[Group, Sums] = {}
+    hours: dict[Group, Sums] = {}
     for row in rows:
         at: datetime = row[_AT]
-        hour = hour_of(at)
+        group = ("hour", hour_of(at), row[_KEY], row[_MODEL], row[_END_USER])
+        sums = hours.get(group)
+        if sums is None:
+            sums = hours[group] = [0, 0, 0, 0, 0, 0, 0.0, 0, at]
         status, ttft = row[_STATUS], row[_TTFT]
-        for group in (
-            ("hour", hour, row[_KEY], row[_MODEL], row[_END_USER]),
-            ("day", hour.replace(hour=0), row[_KEY], row[_MODEL], row[_END_USER]),
-        ):
-            sums = groups.get(group)
-            if sums is None:
-                sums = groups[group] = [0, 0, 0, 0, 0, 0, 0.0, 0, at]
-            sums[0] += 1
-            sums[1] += row[_PROMPT]
-            sums[2] += row[_COMPLETION]
-            sums[3] += status >= 400
-            sums[4] += status == 429
-            sums[5] += bool(row[_CANCELLED])
-            if ttft is not None:
-                sums[6] += ttft
-                sums[7] += 1
-            if at > sums[8]:
-                sums[8] = at
+        sums[0] += 1
+        sums[1] += row[_PROMPT]
+        sums[2] += row[_COMPLETION]
+        sums[3] += status >= 400
+        sums[4] += status == 429
+        sums[5] += bool(row[_CANCELLED])
+        if ttft is not None:
+            sums[6] += ttft
+            sums[7] += 1
+        if at > sums[8]:
+            sums[8] = at
+    # Days from the hours: a batch holds far fewer groups than events.
+    groups = dict(hours)
+    for (_, hour, key, model, end_user), sums in hours.items():
+        day = ("day", hour.replace(hour=0), key, model, end_user)
+        total = groups.get(day)
+        if total is None:
+            groups[day] = list(sums)
+            continue
+        for i in range(8):
+            total[i] += sums[i]
+        total[8] = max(total[8], sums[8])
     return groups
 
 

@@ -59,7 +59,9 @@ FROM unnest(%s::varchar[], %s::timestamptz[]) AS v(id, used)
 WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)
 """
 
-_MAX_TEXT = {"request_id": 128, "key_id": 40, "end_user": 256}
+# model and end_user are also the rollup's unique index key, whose entries Postgres caps at
+# ~2.7 kB: 256 characters each stay under it even at 4 bytes a character.
+_MAX_TEXT = {"request_id": 128, "key_id": 40, "model": 256, "end_user": 256}
 
 
 def _clean(value: Any, limit: int | None = None) -> Any:
@@ -86,7 +88,7 @@ def copy_row(event: UsageEvent) -> tuple[Any, ...]:
     return (
         _clean(event.request_id, _MAX_TEXT["request_id"]),
         _clean(event.key_id, _MAX_TEXT["key_id"]),
-        _clean(event.model),
+        _clean(event.model, _MAX_TEXT["model"]),
         _clean(event.route),
         _clean(event.upstream),
         _int4(event.status),

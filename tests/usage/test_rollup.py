@@ -17,7 +17,7 @@ from gateway.usage import rollup
 from gateway.usage.event import UsageEvent
 from gateway.usage.facts import split
 from gateway.usage.report import SeriesQuery, UsageQuery, usage_report, usage_series
-from tests.usage.conftest import WriterFactory, event
+from tests.usage.conftest import WriterFactory, event, scalar
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SPAN = timedelta(days=4)
@@ -224,3 +224,13 @@ def test_split_reads_days_then_hours_then_raw_events_at_the_edges() -> None:
     aligned = split(hour, hour + timedelta(hours=2))
     assert [r[0] for r in aligned.ranges()] == ["hour"]
     assert split(at, at + timedelta(minutes=30)).ranges() == [("raw", "since", "h_from")]
+
+
+async def test_huge_names_fit_the_rollup_index(db: AsyncEngine, make_writer: WriterFactory) -> None:
+    writer = make_writer(db)
+    # 4-byte characters; the end user stays within what usage_counters' ids hold.
+    writer.record(event("k1", model="\U0001f600" * 5000, end_user="\U0001f601" * 250))
+    await writer.flush()
+    rows = await scalar(db, "SELECT count(*) FROM usage_rollup WHERE length(model) = 256")
+    assert rows == 2  # its hour and its day; the event was not refused
+    assert await scalar(db, "SELECT count(*) FROM usage_events") == 1

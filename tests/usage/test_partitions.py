@@ -8,15 +8,24 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.metrics import Metrics
 from gateway.usage.cli import usage
-from gateway.usage.partitions import add_months, existing_months, maintain, month_of, plan
+from gateway.usage.partitions import (
+    PartitionKeeper,
+    add_months,
+    existing_months,
+    maintain,
+    month_of,
+    partition_name,
+    plan,
+)
 from gateway.usage.writer import UsageWriter
-from tests.usage.conftest import WriterFactory, event, scalar
+from tests.usage.conftest import WriterFactory, event, scalar, wait_for
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
@@ -98,3 +107,21 @@ def test_retention_command_dry_run_changes_nothing(
     assert asyncio.run(_seed_march_and_count(database_url, "usage_events")) == 0
     result = runner.invoke(usage, ["retention", "--keep-days", "0"])
     assert result.exit_code == 2 and "--keep-days" in result.output
+
+
+async def test_the_gateway_keeps_partitions_ahead_by_itself(db: AsyncEngine) -> None:
+    async with db.connect() as conn:
+        ahead = (await existing_months(conn))[-1]
+    async with db.begin() as conn:
+        await conn.execute(text(f"DROP TABLE {partition_name(ahead)}"))
+    keeper = PartitionKeeper(db, retention=None)
+    keeper.start()
+    try:
+
+        async def made() -> bool:
+            async with db.connect() as conn:
+                return ahead in await existing_months(conn)
+
+        await wait_for(made)
+    finally:
+        await keeper.stop()

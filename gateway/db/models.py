@@ -1,5 +1,6 @@
-"""Tables. Usage is an append-only event log plus per-period counters updated per batch,
-never per request (a counter row updated by every request is a known deadlock source)."""
+"""Tables. Usage is an append-only event log (partitioned by month) plus per-period counters
+and an hourly/daily rollup updated per batch, never per request (a counter row updated by
+every request is a known deadlock source)."""
 
 from __future__ import annotations
 

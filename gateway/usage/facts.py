@@ -12,7 +12,7 @@ cancelled, ttft_ms_sum, ttft_count, last_at); reports aggregate it with sum() an
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 HOUR = timedelta(hours=1)
@@ -70,8 +70,10 @@ class Split:
 
 
 def split(since: datetime, until: datetime, *, days: bool = True) -> Split:
-    """`since`/`until` are aware UTC datetimes. `days=False` keeps to hours (a series in
+    """`since`/`until` are aware datetimes. `days=False` keeps to hours (a series in
     hourly buckets cannot take a day's row)."""
+    # Whole hours and days are UTC ones: an offset like +05:30 must not shift them.
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
     h_from, h_to = _ceil(since, HOUR), _floor(until, HOUR)
     if h_to <= h_from:  # no whole hour inside: everything from raw events
         return Split(since, until, until, until, until, until)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -224,6 +224,8 @@ def test_split_reads_days_then_hours_then_raw_events_at_the_edges() -> None:
     aligned = split(hour, hour + timedelta(hours=2))
     assert [r[0] for r in aligned.ranges()] == ["hour"]
     assert split(at, at + timedelta(minutes=30)).ranges() == [("raw", "since", "h_from")]
+    india = timezone(timedelta(hours=5, minutes=30))
+    assert split(at.astimezone(india), at.astimezone(india) + timedelta(days=3)) == window
 
 
 async def test_huge_names_fit_the_rollup_index(db: AsyncEngine, make_writer: WriterFactory) -> None:

@@ -97,7 +97,7 @@ async def insert_methods(engine: AsyncEngine, batch: int, batches: int, keys: in
         await write_batch(engine, events, totals)
     elapsed = time.perf_counter() - started
     print(
-        f"  {'binary COPY + counters, keys':<28} {batch * batches / elapsed:>10,.0f} events/s"
+        f"  {'COPY + counters, rollup, keys':<28} {batch * batches / elapsed:>10,.0f} events/s"
         f"  ({elapsed / batches * 1000:.1f} ms per {batch}-event transaction)"
     )
 

@@ -120,6 +120,9 @@ class Settings(BaseSettings):
     usage_flush_interval_s: float = Field(1.0, gt=0)
     usage_batch_size: int = Field(1000, ge=1)
     usage_buffer_max: int = Field(100_000, ge=1)
+    # Usage events older than this are dropped a whole month at a time (gateway.usage.
+    # partitions); None keeps them all. The hourly rollup is kept either way.
+    usage_retention_days: int | None = Field(None, ge=1)
 
     # A 70B model's first token after a long prompt can take minutes on one consumer GPU:
     # the read timeout bounds the silence between bytes, not the whole request.

@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 from gateway import __version__
 from gateway.admission.guard import Guard
@@ -32,6 +33,7 @@ from gateway.upstream.registry import Registry
 from gateway.upstream.relay import Relay
 from gateway.upstream.switching.setup import build_switcher
 from gateway.usage import QuotaChecker, UsageWriter
+from gateway.usage.partitions import PartitionKeeper
 from gateway.usage.routes import UsageReports
 from gateway.usage.unrecorded import Unrecorded
 
@@ -157,6 +159,10 @@ async def _storage(
     usage = UsageWriter(engine, settings, metrics)
     usage.start()
     stack.push_async_callback(usage.stop)
+    days = settings.usage_retention_days
+    partitions = PartitionKeeper(engine, timedelta(days=days) if days else None)
+    partitions.start()
+    stack.push_async_callback(partitions.stop)
     quotas = QuotaChecker(engine, usage)
     quotas.start()
     stack.push_async_callback(quotas.stop)

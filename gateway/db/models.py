@@ -1,5 +1,6 @@
-"""Tables. Usage is an append-only event log plus per-period counters updated per batch,
-never per request (a counter row updated by every request is a known deadlock source)."""
+"""Tables. Usage is an append-only event log (partitioned by month) plus per-period counters
+and an hourly/daily rollup updated per batch, never per request (a counter row updated by
+every request is a known deadlock source)."""
 
 from __future__ import annotations
 
@@ -82,10 +83,15 @@ class EndUserLimit(Base):
 
 
 class UsageEvent(Base):
+    """Range-partitioned by UTC month (gateway.usage.partitions creates and drops the
+    partitions): retention drops a month at once, and the primary key must hold the
+    partition column."""
+
     __tablename__ = "usage_events"
     __table_args__ = (
         Index("ix_usage_events_key_time", "key_id", "created_at"),
         Index("ix_usage_events_time", "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -101,9 +107,46 @@ class UsageEvent(Base):
     ttft_ms: Mapped[float | None] = mapped_column(Float)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     # The person a trusted front end said the request was for; NULL otherwise.
     end_user: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageRollup(Base):
+    """usage_events summed per UTC hour and per UTC day (gateway.usage.rollup), kept by
+    the batch writer: reports over whole hours and days read it instead of the events."""
+
+    __tablename__ = "usage_rollup"
+    __table_args__ = (
+        # NULLS NOT DISTINCT: the requests of no key, or of no named end user, are one row.
+        Index(
+            "ux_usage_rollup_group",
+            "period",
+            "start",
+            "key_id",
+            "model",
+            "end_user",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+        Index("ix_usage_rollup_key", "key_id", "period", "start"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    period: Mapped[str] = mapped_column(String(4))  # "hour" | "day"
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(Text)
+    end_user: Mapped[str | None] = mapped_column(Text)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    rate_limited: Mapped[int] = mapped_column(BigInteger)
+    cancelled: Mapped[int] = mapped_column(BigInteger)
+    ttft_ms_sum: Mapped[float] = mapped_column(Float)
+    ttft_count: Mapped[int] = mapped_column(BigInteger)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class UsageCounter(Base):

@@ -63,9 +63,14 @@ def chart_payload(series: dict[str, Any], names: dict[str, str] | None = None) -
     has_other = len({r["group"] for r in rows}) > len(shown)
     labels = [_label(g, names) for g in shown] + ([OTHER] if has_other else [])
     line = {g: i for i, g in enumerate(shown)}
+    # Series over long windows come from the hourly rollup, which has no median: chart the
+    # exact mean there rather than nothing.
+    median = any(r.get("ttft_ms_p50") is not None for r in rows)
     charts = []
     for chart_id, title, unit, field in METRICS:
         is_time = chart_id == "ttft"
+        if is_time and not median:
+            title, field = "Time to first token, mean", "ttft_ms_avg"
         blank = None if is_time else 0
         values: list[list[Any]] = [[blank] * len(axis) for _ in labels]
         for row in rows:

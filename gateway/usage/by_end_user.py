@@ -16,15 +16,14 @@ MAX_END_USER_ROWS = 1000
 _BY_END_USER = """
     SELECT
         end_user,
-        count(*) AS requests,
+        sum(requests) AS requests,
         coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
         coalesce(sum(completion_tokens), 0) AS completion_tokens,
-        count(*) FILTER (WHERE status >= 400) AS errors,
-        count(*) FILTER (WHERE status = 429) AS rate_limited,
-        count(*) FILTER (WHERE cancelled) AS cancelled,
-        max(created_at) AS last_seen
-    FROM usage_events
-    WHERE {where}
+        sum(errors) AS errors,
+        sum(rate_limited) AS rate_limited,
+        sum(cancelled) AS cancelled,
+        max(last_at) AS last_seen
+    FROM ({facts}) AS f
     GROUP BY end_user
     ORDER BY coalesce(sum(prompt_tokens), 0) + coalesce(sum(completion_tokens), 0) DESC,
              end_user NULLS LAST
@@ -33,10 +32,11 @@ _BY_END_USER = """
 
 
 async def by_end_user(
-    conn: AsyncConnection, where: str, params: dict[str, Any]
+    conn: AsyncConnection, facts: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """One row per person (None: requests that named nobody), most tokens first."""
-    sql = text(_BY_END_USER.format(where=where))
+    """One row per person (None: requests that named nobody), most tokens first, from the
+    rows of gateway.usage.facts."""
+    sql = text(_BY_END_USER.format(facts=facts))
     rows = (await conn.execute(sql, {**params, "limit": MAX_END_USER_ROWS})).all()
     return [
         {

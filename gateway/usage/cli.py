@@ -1,8 +1,10 @@
-"""`gateway usage`: the same report as `GET /admin/usage`, read straight from the database."""
+"""`gateway usage`: the same report as `GET /admin/usage`, read straight from the database;
+`gateway usage retention`: create the coming months' event partitions and drop old ones."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -11,6 +13,7 @@ import orjson
 from gateway.cli_settings import load_settings
 from gateway.db.cli import database_url
 from gateway.db.engine import create_engine
+from gateway.usage.partitions import Plan, maintain
 from gateway.usage.report import BadBound, UsageQuery, usage_report
 
 _COLUMNS = (
@@ -63,7 +66,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--key-id", help="Only this key's requests.")
 @click.option("--model", help="Only this served model's requests.")
 @click.option("--since", help="Start, ISO date or datetime (UTC if naive). Default: 30 days ago.")
@@ -76,7 +79,9 @@ def render(report: dict[str, Any]) -> str:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the JSON that GET /admin/usage returns."
 )
+@click.pass_context
 def usage(
+    ctx: click.Context,
     key_id: str | None,
     model: str | None,
     since: str | None,
@@ -85,6 +90,8 @@ def usage(
     as_json: bool,
 ) -> None:
     """Show metered requests and tokens, in total, per model and per day."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings()
     url = database_url(settings)
     try:
@@ -106,3 +113,40 @@ def usage(
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(render(report))
+
+
+async def _maintain(database_url: str, keep: timedelta | None, dry_run: bool) -> Plan:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        return await maintain(engine, retention=keep, dry_run=dry_run)
+    finally:
+        await engine.dispose()
+
+
+@usage.command()
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=1),
+    help="Drop the months of events that ended more than this many days ago. "
+    "Default: GATEWAY_USAGE_RETENTION_DAYS (unset: drop nothing).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Say what would be created and dropped; change nothing."
+)
+def retention(keep_days: int | None, dry_run: bool) -> None:
+    """Create the coming months' usage partitions and drop the expired ones (whole months:
+    DROP TABLE, never DELETE). The gateway does the same every few hours by itself."""
+    settings = load_settings()
+    url = database_url(settings)
+    days = keep_days if keep_days is not None else settings.usage_retention_days
+    keep = timedelta(days=days) if days is not None else None
+    try:
+        done = asyncio.run(_maintain(url, keep, dry_run))
+    except Exception as exc:  # connection refused, unknown database, not migrated, ...
+        raise click.ClickException(f"could not maintain usage partitions: {exc}") from None
+    verb = ("would create", "would drop") if dry_run else ("created", "dropped")
+    for label, months in zip(verb, (done.create, done.drop), strict=True):
+        names = ", ".join(m.isoformat()[:7] for m in months) or "nothing"
+        click.echo(f"{label}: {names}")
+    if keep is None:
+        click.echo("kept every month (no --keep-days, GATEWAY_USAGE_RETENTION_DAYS unset)")

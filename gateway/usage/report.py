@@ -1,9 +1,12 @@
-"""Usage totals and breakdowns, computed in SQL over `usage_events`.
+"""Usage totals and breakdowns, computed in SQL over the hourly rollup and the raw events
+of the window's partial hours (gateway.usage.facts): exact, and as fast for a month as for
+a day.
 
 One scan with GROUPING SETS yields the totals, the per-model rows and the per-day rows
-together; the (key_id, created_at) and (created_at) indexes bound the scan to the window.
-Shared by `GET /admin/usage` and `gateway usage`. `usage_series` buckets the same events by
-hour or day and by model or key for `GET /admin/usage/series` (the console's charts).
+together. Shared by `GET /admin/usage` and `gateway usage`. `usage_series` buckets the same
+usage by hour or day and by model or key for `GET /admin/usage/series` (the console's
+charts): short windows from raw events (with an exact TTFT median), longer ones from the
+rollup (the median is null there; the mean stays exact).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.usage.by_end_user import by_end_user
+from gateway.usage.facts import facts_sql, split
 from gateway.usage.report_rows import counts
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -26,17 +30,16 @@ _QUERY = """
         GROUPING(day) AS g_day,
         model,
         day,
-        count(*) AS requests,
+        coalesce(sum(requests), 0) AS requests,
         coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
         coalesce(sum(completion_tokens), 0) AS completion_tokens,
-        count(*) FILTER (WHERE status >= 400) AS errors,
-        count(*) FILTER (WHERE status = 429) AS rate_limited,
-        count(*) FILTER (WHERE cancelled) AS cancelled
+        coalesce(sum(errors), 0) AS errors,
+        coalesce(sum(rate_limited), 0) AS rate_limited,
+        coalesce(sum(cancelled), 0) AS cancelled
     FROM (
-        SELECT model, prompt_tokens, completion_tokens, status, cancelled,
-               (created_at AT TIME ZONE 'UTC')::date AS day
-        FROM usage_events
-        WHERE {where}
+        SELECT model, requests, prompt_tokens, completion_tokens, errors, rate_limited,
+               cancelled, (at AT TIME ZONE 'UTC')::date AS day
+        FROM ({facts}) AS f
     ) AS e
     GROUP BY GROUPING SETS ((), (model), (day))
 """
@@ -108,18 +111,8 @@ class UsageQuery:
 
 
 async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, Any]:
-    # Only the filters given: a plain `key_id = :key_id` is what lets the planner use the
-    # (key_id, created_at) index.
-    where = ["created_at >= :since", "created_at < :until"]
-    params: dict[str, Any] = {"since": query.since, "until": query.until}
-    if query.key_id is not None:
-        where.append("key_id = :key_id")
-        params["key_id"] = query.key_id
-    if query.model is not None:
-        where.append("model = :model")
-        params["model"] = query.model
-    sql = text(_QUERY.format(where=" AND ".join(where)))
-    rows = (await conn.execute(sql, params)).all()
+    facts, params = facts_sql(split(query.since, query.until), query.key_id, query.model)
+    rows = (await conn.execute(text(_QUERY.format(facts=facts)), params)).all()
     totals: dict[str, int] = {}
     by_model: list[dict[str, Any]] = []
     by_day: list[dict[str, Any]] = []
@@ -134,7 +127,7 @@ async def usage_report(conn: AsyncConnection, query: UsageQuery) -> dict[str, An
     by_day.sort(key=lambda r: r["date"])
     extra: dict[str, Any] = {}
     if query.group_by == "end_user":
-        extra["by_end_user"] = await by_end_user(conn, " AND ".join(where), params)
+        extra["by_end_user"] = await by_end_user(conn, facts, params)
     return {
         "object": "usage.summary",
         "key_id": query.key_id,
@@ -172,6 +165,24 @@ _SERIES = """
         percentile_cont(0.5) WITHIN GROUP (ORDER BY ttft_ms) AS ttft_ms_p50
     FROM usage_events
     WHERE {where}
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+"""
+# Beyond this, a series reads the rollup: a median cannot be rolled up, so its rows carry
+# the exact mean and a null median. The console's one-day view stays raw and exact.
+RAW_SERIES_UP_TO = timedelta(hours=48)
+_ROLLED_SERIES = """
+    SELECT
+        date_bin(CAST(:step AS interval), at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+        {group} AS grp,
+        sum(requests) AS requests,
+        coalesce(sum(prompt_tokens), 0) AS prompt_tokens,
+        coalesce(sum(completion_tokens), 0) AS completion_tokens,
+        sum(rate_limited) AS rate_limited,
+        sum(errors) AS errors,
+        sum(ttft_ms_sum) / nullif(sum(ttft_count), 0) AS ttft_ms_avg,
+        CAST(NULL AS float8) AS ttft_ms_p50
+    FROM ({facts}) AS f
     GROUP BY 1, 2
     ORDER BY 1, 2
 """
@@ -220,21 +231,27 @@ def _ms(value: Any) -> float | None:
     return None if value is None else round(float(value), 3)
 
 
-async def usage_series(conn: AsyncConnection, query: SeriesQuery) -> dict[str, Any]:
+def _series_sql(query: SeriesQuery) -> tuple[str, dict[str, Any]]:
+    group = GROUPS[query.group_by]
+    if query.until - query.since > RAW_SERIES_UP_TO:
+        window = split(query.since, query.until, days=query.bucket == "day")
+        facts, params = facts_sql(window, query.key_id, query.model)
+        return _ROLLED_SERIES.format(group=group, facts=facts), params
     where = ["created_at >= :since", "created_at < :until"]
-    params: dict[str, Any] = {
-        "since": query.since,
-        "until": query.until,
-        "step": BUCKETS[query.bucket],
-    }
+    params = {"since": query.since, "until": query.until}
     if query.key_id is not None:
         where.append("key_id = :key_id")
         params["key_id"] = query.key_id
     if query.model is not None:
         where.append("model = :model")
         params["model"] = query.model
-    sql = text(_SERIES.format(group=GROUPS[query.group_by], where=" AND ".join(where)))
-    rows = (await conn.execute(sql, params)).all()
+    return _SERIES.format(group=group, where=" AND ".join(where)), params
+
+
+async def usage_series(conn: AsyncConnection, query: SeriesQuery) -> dict[str, Any]:
+    sql, params = _series_sql(query)
+    params["step"] = BUCKETS[query.bucket]
+    rows = (await conn.execute(text(sql), params)).all()
     data = [
         {
             "bucket": row.bucket.astimezone(UTC).isoformat(),

@@ -1,9 +1,10 @@
 """Writing one batch of usage events in one transaction.
 
 The events go in with COPY (the fastest path psycopg has: see benchmarks/usage_writer.py),
-then the batch's per-(key, day|month) sums are added to `usage_counters` in one upsert and
-`api_keys.last_used_at` moves forward in one UPDATE. The counter rows are touched once per
-batch, never once per request.
+then the batch's per-(key, day|month) sums are added to `usage_counters` in one upsert, its
+per-hour and per-day sums to the `usage_rollup` table in another (gateway.usage.rollup), and
+`api_keys.last_used_at` moves forward in one UPDATE. The counter and rollup rows are touched
+once per batch, never once per request.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.usage import rollup
 from gateway.usage.event import BatchTotals, UsageEvent
 
 EVENT_COLUMNS = (
@@ -57,7 +59,9 @@ FROM unnest(%s::varchar[], %s::timestamptz[]) AS v(id, used)
 WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < v.used)
 """
 
-_MAX_TEXT = {"request_id": 128, "key_id": 40, "end_user": 256}
+# model and end_user are also the rollup's unique index key, whose entries Postgres caps at
+# ~2.7 kB: 256 characters each stay under it even at 4 bytes a character.
+_MAX_TEXT = {"request_id": 128, "key_id": 40, "model": 256, "end_user": 256}
 
 
 def _clean(value: Any, limit: int | None = None) -> Any:
@@ -84,7 +88,7 @@ def copy_row(event: UsageEvent) -> tuple[Any, ...]:
     return (
         _clean(event.request_id, _MAX_TEXT["request_id"]),
         _clean(event.key_id, _MAX_TEXT["key_id"]),
-        _clean(event.model),
+        _clean(event.model, _MAX_TEXT["model"]),
         _clean(event.route),
         _clean(event.upstream),
         _int4(event.status),
@@ -112,7 +116,10 @@ async def write_batch(
         raw = await conn.get_raw_connection()
         pg: psycopg.AsyncConnection[Any] = raw.driver_connection  # type: ignore[assignment]
         async with pg.cursor() as cur:
-            await copy_events(cur, events)
+            rows = [copy_row(event) for event in events]
+            await copy_rows(cur, rows)
+            if rows:
+                await cur.execute(rollup.UPSERT, rollup.upsert_params(rollup.rolled_up(rows)))
             counters = totals.sorted_counters()
             if counters:
                 await cur.execute(_UPSERT_COUNTERS, _columns(counters))
@@ -122,7 +129,12 @@ async def write_batch(
 
 
 async def copy_events(cur: psycopg.AsyncCursor[Any], events: Sequence[UsageEvent]) -> None:
+    await copy_rows(cur, [copy_row(event) for event in events])
+
+
+async def copy_rows(cur: psycopg.AsyncCursor[Any], rows: Sequence[tuple[Any, ...]]) -> None:
+    """COPY rows made by `copy_row`."""
     async with cur.copy(_COPY) as copy:
         copy.set_types(_COPY_TYPES)
-        for event in events:
-            await copy.write_row(copy_row(event))
+        for row in rows:
+            await copy.write_row(row)

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from gateway.db.cli import migrate
 from gateway.db.migrate import current
 from gateway.keys.cli import keys
+from tests.db.test_migrations import HEAD
 
 
 def _run(command: Any, args: list[str], url: str | None) -> Result:
@@ -114,7 +115,7 @@ def test_migrate_applies_and_reports_the_revision(pg_server: Any) -> None:
     pg_server.psql(f"CREATE DATABASE {name};")
     url = make_url(pg_server.get_uri()).set(database=name).render_as_string(hide_password=False)
     first = _run(migrate, [], url)
-    assert first.exit_code == 0 and "to revision 0005" in first.stdout
-    assert current(url) == "0005"
+    assert first.exit_code == 0 and f"to revision {HEAD}" in first.stdout
+    assert current(url) == HEAD
     second = _run(migrate, [], url)
-    assert "up to date (revision 0005)" in second.stdout
+    assert f"up to date (revision {HEAD})" in second.stdout

@@ -55,6 +55,20 @@ def test_chart_payload_fills_gaps_and_folds_small_groups() -> None:
     assert ttft["values"][-1] == [None, None, None]
 
 
+def test_a_series_from_the_rollup_charts_the_mean_time_to_first_token() -> None:
+    rows = [_row("2026-11-02T00:00:00+00:00", "m0", 3, ttft=120.0)]
+    rows[0]["ttft_ms_p50"] = None  # a long window comes from the rollup: no median
+    series = {
+        "since": "2026-11-01T00:00:00+00:00",
+        "until": "2026-11-03T00:00:00+00:00",
+        "bucket": "day",
+        "data": rows,
+    }
+    ttft = chart_payload(series)["charts"][-1]
+    assert ttft["title"] == "Time to first token, mean"
+    assert ttft["values"][0] == [None, 120.0]
+
+
 def test_summary_totals_per_group() -> None:
     rows = [
         _row("t1", "a", 2, ttft=100.0),

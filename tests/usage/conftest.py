@@ -70,6 +70,7 @@ def event(
     model: str = "m1",
     status: int = 200,
     at: datetime | None = None,
+    ttft_ms: float | None = 3.0,
     **fields: Any,
 ) -> UsageEvent:
     return UsageEvent(
@@ -82,7 +83,7 @@ def event(
         prompt_tokens=prompt,
         completion_tokens=completion,
         duration_ms=12.5,
-        ttft_ms=3.0,
+        ttft_ms=ttft_ms,
         created_at=at or datetime.now(UTC),
         **fields,
     )

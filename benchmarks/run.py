@@ -49,6 +49,12 @@ CHUNKS = 20
 CHUNK_DELAY_MS = 5.0
 TARGET_ADDED_P50_MS = 1.0
 TARGET_RPS_C32 = 1500.0
+# With keys, limits and usage on (the database variant), against a bare uvicorn + aiohttp
+# proxy (benchmarks/client_proxy.py) measured beside it in the same run.
+TARGET_KEYED_ADDED_P50_MS = 0.5
+TARGET_CPU_VS_BARE = 1.5
+# The non-streamed scenarios, where the proxy's own cost is all there is to see.
+_PLAIN = ("chat_c1", "chat_c32")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +240,19 @@ def run_main(bench: Bench) -> dict[str, Any]:
     gateway, gateway_url = bench.start_gateway(upstream_url, {}, "gateway.log")
     print(f"logs in {bench.log_dir}", file=sys.stderr)
     watched = {"upstream": upstream, "gateway": gateway}
+    bare, bare_url = bench.start_proxy("aiohttp", upstream_url)
+    bare_watched = {"upstream": upstream, "gateway": bare}
     results: dict[str, dict[str, Any]] = {}
     for scenario in SCENARIOS:
         results[scenario.key] = {
             "direct": bench.phase("direct", upstream_url, scenario.key, {"upstream": upstream}),
             "gateway": bench.phase("gateway", gateway_url, scenario.key, watched),
         }
+        if scenario.key in _PLAIN:
+            # What any Python proxy on this stack costs, in the same minute.
+            results[scenario.key]["bare"] = bench.phase(
+                "bare proxy", bare_url, scenario.key, bare_watched
+            )
     report: dict[str, Any] = {"scenarios": results}
     if args.profile:
         report["profile"] = profile(bench, gateway, gateway_url, Path(args.profile))
@@ -255,18 +268,25 @@ def run_main(bench: Bench) -> dict[str, Any]:
         }
         bench.stop(gateway)
         try:
-            report["with_database"] = db_variant(bench, upstream, upstream_url)
+            report["with_database"] = db_variant(bench, upstream, upstream_url, bare, bare_url)
         except Exception as exc:  # a variant must not cost the headline figures
             print(f"  database variant failed: {type(exc).__name__}: {exc}", file=sys.stderr)
             report["with_database"] = {"error": f"{type(exc).__name__}: {exc}"}
     report["checks"] = checks(results)
+    db = report.get("with_database") or {}
+    if "error" not in db:
+        d1 = results["chat_c1"]["direct"]["latency_p50_ms"]
+        report["checks"]["keyed"] = {name: keyed_checks(p, d1) for name, p in db.items()}
     return report
 
 
-def db_variant(bench: Bench, upstream: Service, upstream_url: str) -> dict[str, Any]:
+def db_variant(
+    bench: Bench, upstream: Service, upstream_url: str, bare: Service, bare_url: str
+) -> dict[str, Any]:
     """The production hot path: embedded Postgres, a real API key with limits high enough
     never to refuse (so the limiter really runs), usage events; limits in memory, then in
-    Redis when one answers on 127.0.0.1:6379."""
+    Redis when one answers on 127.0.0.1:6379. Each phase follows one of the bare proxy
+    (same load), so the two are compared a few seconds apart."""
     from gateway.local.postgres import EmbeddedPostgres
 
     postgres = EmbeddedPostgres(bench.log_dir / "pgdata")
@@ -283,11 +303,12 @@ def db_variant(bench: Bench, upstream: Service, upstream_url: str) -> dict[str, 
             try:
                 key = create_key(url, admin_key)
                 watched = {"upstream": upstream, "gateway": gateway}
+                bare_watched = {"upstream": upstream, "gateway": bare}
                 headers = {"authorization": f"Bearer {key}"}
-                phases = {
-                    name: bench.phase(f"gw + db ({backend})", url, name, watched, headers)
-                    for name in ("chat_c1", "chat_c32")
-                }
+                phases: dict[str, Any] = {"bare": {}}
+                for name in _PLAIN:
+                    phases["bare"][name] = bench.phase("bare proxy", bare_url, name, bare_watched)
+                    phases[name] = bench.phase(f"gw + db ({backend})", url, name, watched, headers)
                 time.sleep(1.5)  # one flush interval: every answered request is written
                 phases["usage_events_written"] = usage_events_written(url)
                 report[backend] = phases
@@ -363,7 +384,29 @@ def checks(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "rps_c32": rps,
         "rps_c32_target": TARGET_RPS_C32,
         "rps_c32_ok": rps >= TARGET_RPS_C32,
-        "errors": sum(r[t]["errors"] for r in results.values() for t in ("direct", "gateway")),
+        "errors": sum(phase["errors"] for r in results.values() for phase in r.values()),
+    }
+
+
+def cpu_ratio(gateway: dict[str, Any], bare: dict[str, Any]) -> float | None:
+    """The gateway's CPU per request over the bare proxy's, at the same load."""
+    gw = gateway.get("cpu_us_per_request", {}).get("gateway")
+    base = bare.get("cpu_us_per_request", {}).get("gateway")
+    return gw / base if gw and base else None
+
+
+def keyed_checks(phases: dict[str, Any], direct_c1_ms: float) -> dict[str, Any]:
+    """The keyed hot path's targets: added p50 at c=1, and CPU per request at c=32 next
+    to the bare proxy's."""
+    added = phases["chat_c1"]["latency_p50_ms"] - direct_c1_ms
+    bare_added = phases["bare"]["chat_c1"]["latency_p50_ms"] - direct_c1_ms
+    ratio = cpu_ratio(phases["chat_c32"], phases["bare"]["chat_c32"])
+    return {
+        "added_p50_ms_c1": round(added, 3),
+        "added_p50_ok": added <= TARGET_KEYED_ADDED_P50_MS,
+        "bare_added_p50_ms_c1": round(bare_added, 3),
+        "cpu_vs_bare_c32": None if ratio is None else round(ratio, 2),
+        "cpu_vs_bare_ok": ratio is not None and ratio <= TARGET_CPU_VS_BARE,
     }
 
 
@@ -387,6 +430,10 @@ def _cpu_lines(direct: dict[str, Any], gateway: dict[str, Any]) -> list[str]:
 
 def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def render(report: dict[str, Any], meta: dict[str, Any]) -> str:
@@ -432,6 +479,21 @@ def render(report: dict[str, Any], meta: dict[str, Any]) -> str:
         )
     if check["errors"]:
         lines.append(f"ERRORS: {check['errors']} failed requests (see the logs)")
+    if "bare" in results["chat_c1"]:
+        d1 = results["chat_c1"]["direct"]["latency_p50_ms"]
+        b1, b32 = results["chat_c1"]["bare"], results["chat_c32"]["bare"]
+        cpu_x = cpu_ratio(results["chat_c32"]["gateway"], b32)
+        lines += [
+            "",
+            "bare uvicorn + aiohttp proxy (benchmarks/client_proxy.py), measured after each "
+            "gateway phase:",
+            f"  non-streamed c=1   latency p50 {b1['latency_p50_ms']:.2f} ms "
+            f"(added {b1['latency_p50_ms'] - d1:+.2f}; gateway "
+            f"{results['chat_c1']['gateway']['latency_p50_ms'] - d1:+.2f})",
+            f"  non-streamed c=32  {b32['rps']:,.0f} req/s, "
+            f"{b32['cpu_us_per_request'].get('gateway', '-')} us CPU/req "
+            f"(gateway: {_ratio(cpu_x)} of that)",
+        ]
     variant = report.get("access_log_off")
     if variant:
         c1, c32 = variant["chat_c1"], variant["chat_c32"]
@@ -456,16 +518,24 @@ def render(report: dict[str, Any], meta: dict[str, Any]) -> str:
         ]
         for backend, phases in db.items():
             c1, c32 = phases["chat_c1"], phases["chat_c32"]
-            ratio = c32["rps"] / base_rps if base_rps else 0.0
+            kept = c32["rps"] / base_rps if base_rps else 0.0
             answered = c1["requests"] + c32["requests"]
+            keyed = keyed_checks(phases, d1)
+            bare32 = phases["bare"]["chat_c32"]
             lines += [
                 f"  limits in {backend}:",
                 f"    non-streamed c=1   latency p50 {c1['latency_p50_ms']:.2f} ms "
-                f"(added {c1['latency_p50_ms'] - d1:+.2f})",
-                f"    non-streamed c=32  {c32['rps']:,.0f} req/s = {ratio:.0%} of pass-through "
-                f"(target >= 80%: {_verdict(ratio >= 0.8)}), "
+                f"(added {keyed['added_p50_ms_c1']:+.2f}, target <= "
+                f"+{TARGET_KEYED_ADDED_P50_MS:g} ms: {_verdict(keyed['added_p50_ok'])}; "
+                f"bare proxy just before: {keyed['bare_added_p50_ms_c1']:+.2f})",
+                f"    non-streamed c=32  {c32['rps']:,.0f} req/s = {kept:.0%} of pass-through "
+                f"(target >= 80%: {_verdict(kept >= 0.8)}), "
                 f"{c32['cpu_us_per_request'].get('gateway', '-')} us CPU/req "
                 f"(pass-through: {default_us})",
+                f"    CPU/req vs the bare proxy just before ({bare32['rps']:,.0f} req/s, "
+                f"{bare32['cpu_us_per_request'].get('gateway', '-')} us): "
+                f"{_ratio(keyed['cpu_vs_bare_c32'])} "
+                f"(target <= {TARGET_CPU_VS_BARE:g}x: {_verdict(keyed['cpu_vs_bare_ok'])})",
                 f"    usage events written {phases['usage_events_written']:,.0f} "
                 f"for {answered:,} measured requests (plus warm-up)",
             ]

@@ -18,11 +18,29 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
 }
 
 
+class _Seconds:
+    """The `%Y-%m-%dT%H:%M:%S` part of the last second formatted: every line of a busy
+    second shares it, so `strftime` runs once a second instead of once a line."""
+
+    __slots__ = ("second", "text")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+    def format(self, created: float) -> str:
+        second = int(created)
+        if second != self.second:
+            self.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self.second = second
+        return self.text
+
+
+_SECONDS = _Seconds()
+
+
 def _timestamp(created: float) -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-        + f".{int(created % 1 * 1000):03d}Z"
-    )
+    return f"{_SECONDS.format(created)}.{int(created % 1 * 1000):03d}Z"
 
 
 class JSONFormatter(logging.Formatter):
@@ -99,9 +117,9 @@ def access_log(fmt: str) -> AccessLog:
             "level": "info",
             "logger": "gateway.access",
             "msg": message,
-            **fields,
         }
-        stream.write(orjson.dumps(entry, default=str).decode() + "\n")
+        entry.update(fields)
+        stream.write(orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE).decode())
 
     def write_console(message: str, fields: dict[str, Any]) -> None:
         extras = " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)

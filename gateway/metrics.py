@@ -4,8 +4,10 @@ served model ids and upstream URLs (both bounded by configuration), never keys o
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -13,6 +15,8 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # First-token and whole-request latencies of a 70B model span milliseconds to minutes.
 # Waking a sleeping 70B takes seconds; starting an engine process, minutes.
 _SWITCH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -108,6 +112,7 @@ class Metrics:
         # Label children of the two per-request series, by (route, model, status): the label
         # sets are bounded, and `labels()` on every request costs a lock and a validation.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[MetricWrapperBase, tuple[str, ...]], MetricWrapperBase] = {}
         self.key_lookups = Counter(
             "gateway_key_lookups",
             "Key checks by outcome: cache hit|negative, db (queries made), stale (served "
@@ -161,6 +166,15 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+
+    def child(self, metric: _M, *labels: str) -> _M:
+        """`metric.labels(*labels)`, cached: for the series every request touches (labels
+        bounded by configuration: routes, served models)."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found  # type: ignore[return-value]
 
     def request_done(self, route: str, model: str, status: int, elapsed_s: float) -> None:
         key = (route, model, status)

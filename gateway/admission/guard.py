@@ -10,13 +10,13 @@ limiter (one round trip), the usage event appended to the writer's buffer.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 
 from gateway.admission.cost import Cost, completion_reservation, request_cost
 from gateway.config import Settings
 from gateway.errors import PermissionDenied, QuotaExceeded, RateLimited
 from gateway.http.asgi import RawHeaders, Scope
+from gateway.http.ids import new_id
 from gateway.keys.callers import KeyCheck
 from gateway.keys.record import KeyRecord
 from gateway.limits import Admission, Limiter, ratelimit_headers
@@ -163,15 +163,13 @@ class Guard:
         tokens = granted.prompt_estimate + granted.completion_reserved
         if person is not None:
             try:
-                granted.end_user_admission = await self.limiter.admit(
-                    person, os.urandom(16).hex(), tokens
-                )
+                granted.end_user_admission = await self.limiter.admit(person, new_id(), tokens)
             except RateLimited as exc:
                 # Open WebUI shows this to the person: say whose limit it is.
                 exc.message = f"Your own limit as an end user of this key: {exc.message}"
                 raise
         try:
-            granted.admission = await self.limiter.admit(key, os.urandom(16).hex(), tokens)
+            granted.admission = await self.limiter.admit(key, new_id(), tokens)
         except BaseException:
             # Refused by the key's limits: give the person's reservation back.
             await self._release_end_user(granted, 0)
@@ -193,22 +191,25 @@ class Guard:
         granted.key = key
         return granted
 
-    async def settle(self, granted: Pass, result: RelayResult | Cost | None) -> None:
+    async def settle(
+        self, granted: Pass, result: RelayResult | Cost | None, *, answered: bool = False
+    ) -> None:
         """Give back the in-flight slot and correct the token reservation to what was used
-        (None: nothing ran)."""
+        (None: nothing ran). `answered`: the client has its answer (the limiter may then
+        batch the release with the next request's admission)."""
         if isinstance(result, RelayResult):
             result = cost(granted, result)
         used = result.total if result is not None else 0
-        await self._release_end_user(granted, used)
+        await self._release_end_user(granted, used, answered=answered)
         admission, granted.admission = granted.admission, None
         if admission is None or self.limiter is None:
             return
-        await self.limiter.settle(admission, used)
+        await self.limiter.settle(admission, used, answered=answered)
 
-    async def _release_end_user(self, granted: Pass, used: int) -> None:
+    async def _release_end_user(self, granted: Pass, used: int, *, answered: bool = False) -> None:
         admission, granted.end_user_admission = granted.end_user_admission, None
         if admission is not None and self.limiter is not None:
-            await self.limiter.settle(admission, used)
+            await self.limiter.settle(admission, used, answered=answered)
 
     def record(self, event: UsageEvent) -> None:
         """Append a usage event (written in the next batch); nothing without a database."""

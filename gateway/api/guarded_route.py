@@ -157,7 +157,7 @@ class GuardedRoute(ABC):
         ctx = get_context(scope)
         ctx.route = self.path
         state = state_of(self.api.state)
-        in_flight = state.metrics.in_flight.labels(self.path)
+        in_flight = state.metrics.child(state.metrics.in_flight, self.path)
         in_flight.inc()
         # Until its usage is recorded: a graceful stop waits for that before the last flush.
         state.unrecorded.enter()
@@ -189,13 +189,21 @@ class GuardedRoute(ABC):
             relayed.cancelled = True
             stopping = isinstance(exc, asyncio.CancelledError)
             await self._finish(
-                state, ctx, granted, relayed, 503 if stopping else 500, client_left=False
+                state,
+                ctx,
+                granted,
+                relayed,
+                503 if stopping else 500,
+                client_left=False,
+                answered=False,
             )
             if stopping:
                 await self._say_stopping(send, relayed)
             raise
         else:
-            await self._finish(state, ctx, granted, relayed, status, client_left=client_left)
+            await self._finish(
+                state, ctx, granted, relayed, status, client_left=client_left, answered=True
+            )
         finally:
             in_flight.dec()
 
@@ -219,12 +227,13 @@ class GuardedRoute(ABC):
         status: int,
         *,
         client_left: bool,
+        answered: bool,
     ) -> None:
         try:
             charged = cost(granted, result)
             self._meter(state, ctx, result, charged, client_left)
             self._record(state, ctx, granted, result, charged, status)
-            await state.guard.settle(granted, charged)
+            await state.guard.settle(granted, charged, answered=answered)
         finally:
             state.unrecorded.leave()
 
@@ -238,13 +247,13 @@ class GuardedRoute(ABC):
     ) -> None:
         metrics = state.metrics
         if client_left:
-            metrics.client_disconnects.labels(self.path).inc()
+            metrics.child(metrics.client_disconnects, self.path).inc()
         if result.ttft_s is not None:
-            metrics.ttft.labels(ctx.model).observe(result.ttft_s)
+            metrics.child(metrics.ttft, ctx.model).observe(result.ttft_s)
         if cost.prompt_tokens:
-            metrics.tokens.labels(ctx.model, "prompt").inc(cost.prompt_tokens)
+            metrics.child(metrics.tokens, ctx.model, "prompt").inc(cost.prompt_tokens)
         if cost.completion_tokens:
-            metrics.tokens.labels(ctx.model, "completion").inc(cost.completion_tokens)
+            metrics.child(metrics.tokens, ctx.model, "completion").inc(cost.completion_tokens)
 
     def _record(
         self,

@@ -181,7 +181,12 @@ def _prompt_count(value: Any, *, token_ids: bool) -> int:
     return len(value)
 
 
+_GUIDED_OR_DROPPED = frozenset(GUIDED_FIELDS) | frozenset(DROPPED_GUIDED_FIELDS)
+
+
 def _translate_guided(body: dict[str, Any]) -> bool:
+    if _GUIDED_OR_DROPPED.isdisjoint(body):  # nearly every request: one C-level pass
+        return False
     guided = {k: body.pop(k) for k in list(body) if k in GUIDED_FIELDS}
     dropped = [body.pop(k) for k in DROPPED_GUIDED_FIELDS if k in body]
     if not guided:

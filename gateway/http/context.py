@@ -12,7 +12,6 @@ through `gateway.http.exception_handlers`; the exception still reaches here to b
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from gateway.db.outage import outage
 from gateway.http import anthropic_errors
 from gateway.http.asgi import JSON, ASGIApp, Message, RawHeaders, Receive, Scope, Send, header
 from gateway.http.errors import error_headers, internal_error
+from gateway.http.ids import new_id
 from gateway.logs import AccessLog, printable
 from gateway.metrics import Metrics
 
@@ -51,7 +51,7 @@ def _request_id(scope: Scope) -> str:
         # A client-chosen id ends up in logs and upstream headers: keep it short and printable.
         if len(text) <= _MAX_REQUEST_ID and text.isprintable():
             return text
-    return os.urandom(16).hex()
+    return new_id()
 
 
 def _route_label(scope: Scope) -> str:

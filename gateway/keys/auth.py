@@ -105,6 +105,8 @@ class Authenticator:
         record = await self._lookup(hash_secret(presented))
         if record is None:
             raise AuthenticationError(INCORRECT_KEY)
+        if record.revoked_at is None and record.expires_at is None:
+            return record  # most keys: no clock to read
         now = self._wall()
         if record.revoked_at is not None and record.revoked_at <= now:
             raise AuthenticationError(REVOKED_KEY)

@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -65,9 +66,6 @@ class Limiter:
         self._clock = clock
         self._degraded = False
         self._timeouts = 0
-        # Calls beyond the pool's size wait here, not in the pool, so that once Redis is
-        # found dead the waiters go to memory at once instead of each timing out in turn.
-        self._gate = asyncio.Semaphore(redis.max_concurrency if redis is not None else 1)
         self._probe_task: asyncio.Task[None] | None = None
         # Admissions holding a slot, by request id: what the renewal task keeps alive.
         self._leases: dict[str, Admission] = {}
@@ -124,16 +122,14 @@ class Limiter:
         backend = "memory"
         decision = None
         if self._redis is not None and not self._degraded:
-            async with self._gate:
-                if not self._degraded:
-                    try:
-                        decision = await self._redis.admit(
-                            key.id, limits, request_id, cost, self._lease_s, now
-                        )
-                        backend = "redis"
-                        self._timeouts = 0
-                    except _REDIS_FAILURES as exc:
-                        self._redis_failed("admit", exc)
+            try:
+                decision = await self._redis.admit(
+                    key.id, limits, request_id, cost, self._lease_s, now
+                )
+                backend = "redis"
+                self._timeouts = 0
+            except _REDIS_FAILURES as exc:
+                self._redis_failed("admit", exc)
         if decision is None:
             decision = self._memory.admit(key.id, limits, request_id, cost, self._lease_s, now)
         requests = (
@@ -158,11 +154,15 @@ class Limiter:
                 )
         return admission
 
-    async def settle(self, admission: Admission, actual_tokens: int | None) -> None:
+    async def settle(
+        self, admission: Admission, actual_tokens: int | None, *, answered: bool = False
+    ) -> None:
         """Release the slot and correct the token reservation to `actual_tokens`.
 
         `None` (usage unknown, e.g. the client left) keeps the estimate. Idempotent, and
         never raises for Redis: a lost settle costs at most a lease that expires by itself.
+        `answered`: the client has its answer; in Redis the release may then wait a few
+        milliseconds to share the next admission's round trip.
         """
         if admission.settled:
             return
@@ -182,15 +182,17 @@ class Limiter:
             return
         if self._redis is None or self._degraded:
             return  # reserved in a Redis that is gone now: its lease expires there
-        async with self._gate:
-            if self._degraded:
-                return
-            try:
-                await self._redis.settle(
-                    admission.key_id, limits, admission.request_id if lease else None, delta, now
-                )
-            except _REDIS_FAILURES as exc:
-                self._redis_failed("settle", exc)
+        try:
+            await self._redis.settle(
+                admission.key_id,
+                limits,
+                admission.request_id if lease else None,
+                delta,
+                now,
+                answered=answered,
+            )
+        except _REDIS_FAILURES as exc:
+            self._redis_failed("settle", exc)
 
     async def renew(self) -> None:
         """Extend the lease of every slot this process still holds."""
@@ -206,12 +208,11 @@ class Limiter:
             self._memory.renew(key_id, request_ids, self._lease_s, now)
         # While Redis is away its leases run out there, as a dead replica's would.
         if redis and self._redis is not None and not self._degraded:
-            async with self._gate:
-                try:
-                    await self._redis.renew(redis, self._lease_s, now)
-                    self._timeouts = 0
-                except _REDIS_FAILURES as exc:
-                    self._redis_failed("renew", exc)
+            try:
+                await self._redis.renew(redis, self._lease_s, now)
+                self._timeouts = 0
+            except _REDIS_FAILURES as exc:
+                self._redis_failed("renew", exc)
 
     async def _renew_leases(self) -> None:
         while True:
@@ -244,6 +245,9 @@ class Limiter:
         if self._degraded:
             return
         self._degraded = True
+        if self._redis is not None:
+            # Queued behind the call that failed: to memory now, not after a timeout each.
+            self._redis.fail_queued(RedisConnectionError("Redis is unreachable"))
         self._metrics.limiter_fallbacks.inc()
         self._set_gauge()
         log.warning(

@@ -1,5 +1,5 @@
 """Limits shared by every replica through Redis: one script per admission, one per settle,
-pipelined with the others of the same event-loop turn (see redis_batch.py)."""
+pipelined with the others queued meanwhile (see redis_batch.py)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from gateway.limits.redis_batch import ScriptBatcher
 # The limiter sits on every request's path: a Redis that does not answer within this is
 # treated as down (the limiter falls back to memory) rather than waited for.
 DEFAULT_TIMEOUT_S = 0.25
+# A settle (its request already answered) waits this long for the next admission to
+# share its round trip; a slot is then given back at most this much later.
+SETTLE_WAITS_S = 0.005
 
 
 def _arg(value: int | float | None) -> int | float | str:
@@ -29,7 +32,6 @@ class RedisBackend:
     def __init__(self, client: Redis, prefix: str = "gw:rl:") -> None:
         self._client = client
         self._prefix = prefix
-        self.max_concurrency = client.connection_pool.max_connections
         self._admit = client.register_script(_lua.ADMIT)
         self._settle = client.register_script(_lua.SETTLE)
         self._renew = client.register_script(_lua.RENEW)
@@ -42,13 +44,12 @@ class RedisBackend:
         *,
         prefix: str = "gw:rl:",
         timeout_s: float = DEFAULT_TIMEOUT_S,
-        max_connections: int = 64,
+        max_connections: int = 4,
     ) -> RedisBackend:
         pool = BlockingConnectionPool.from_url(
             url,
-            # A burst of admissions queues for a connection (LIFO, so the warm ones are
-            # reused) instead of opening one socket per request; Redis answers each script
-            # in microseconds, so a few dozen carry thousands of requests per second.
+            # Admissions and settles share one pipeline at a time (redis_batch.py); the
+            # recovery probe and script loads need the others.
             max_connections=max_connections,
             timeout=None,
             socket_timeout=timeout_s,
@@ -108,10 +109,16 @@ class RedisBackend:
         request_id: str | None,
         delta_tokens: int,
         now: float | None = None,
+        *,
+        answered: bool = False,
     ) -> bool:
-        """Release the lease and correct the reservation; True if a lease was released."""
+        """Release the lease and correct the reservation; True if a lease was released.
+        `answered`: the request's client has its answer, so this may wait a little for
+        the next admission to share its round trip."""
         args = [_arg(now), _arg(limits.rpm), _arg(limits.tpm), delta_tokens, request_id or ""]
-        released = await self._batch.call(self._settle, self.keys(key_id), args)
+        released = await self._batch.call(
+            self._settle, self.keys(key_id), args, within_s=SETTLE_WAITS_S if answered else 0.0
+        )
         return bool(released)
 
     async def renew(
@@ -125,5 +132,10 @@ class RedisBackend:
         ]
         return sum(int(n) for n in await self._batch.call_many(calls))
 
+    def fail_queued(self, exc: BaseException) -> None:
+        """Calls not sent to Redis yet fail now with `exc` (Redis was found dead)."""
+        self._batch.fail_queued(exc)
+
     async def close(self) -> None:
+        await self._batch.drain()
         await self._client.aclose()

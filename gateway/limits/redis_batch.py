@@ -2,8 +2,18 @@
 
 Under load, many requests admit and settle in the same event-loop turn. Sending each
 EVALSHA on its own costs a round trip and redis-py's per-command overhead every time;
-here the calls queued during one turn go out as one pipeline (not a transaction: each
-script is atomic by itself), and every caller still awaits its own reply.
+here the calls queued meanwhile go out as one pipeline (not a transaction: each script
+is atomic by itself), and every caller still awaits its own reply.
+
+One pipeline is in flight at a time (group commit): what is queued while it is out goes
+in the next one. So a busy gateway sends fewer, fuller pipelines and holds one Redis
+connection, and calls wait here in a list rather than in the connection pool: when
+Redis dies, `fail_queued` sends them on their way (to memory) at once instead of each
+paying its own timeout.
+
+A call that can wait (`call(..., within_s=...)`: a settle, whose caller already has its
+answer) waits that long for company before it goes alone: one request at a time then
+costs one round trip (its admission carries the previous request's settle), not two.
 """
 
 from __future__ import annotations
@@ -24,10 +34,26 @@ class ScriptBatcher:
     def __init__(self, client: Redis) -> None:
         self._client = client
         self._queue: list[_Call] = []
-        self._flushes: set[asyncio.Task[None]] = set()  # held, or the loop may drop them
+        self._sender: asyncio.Task[None] | None = None  # held, or the loop may drop it
+        self._timer: asyncio.TimerHandle | None = None  # a call that could wait is queued
 
-    async def call(self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._enqueue(script, keys, args)
+    async def call(
+        self,
+        script: AsyncScript,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        within_s: float = 0.0,
+    ) -> Any:
+        """The script's reply; `within_s`: how long the call may wait for others to go
+        with it (0: in the next pipeline)."""
+        return await self._enqueue(script, keys, args, within_s)
+
+    async def drain(self) -> None:
+        """Send what is queued now and wait until it is answered (before closing)."""
+        self._start_sending()
+        while self._sender is not None:
+            await asyncio.shield(self._sender)
 
     async def call_many(self, calls: Sequence[_Script]) -> list[Any]:
         """Several calls in one pipeline, without a task each; raises the first failure."""
@@ -35,19 +61,49 @@ class ScriptBatcher:
         return [await future for future in futures]
 
     def _enqueue(
-        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+        self, script: AsyncScript, keys: Sequence[str], args: Sequence[Any], within_s: float = 0.0
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((script, keys, args, future))
-        if len(self._queue) == 1:
-            task = loop.create_task(self._flush())
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+        if self._sender is not None:
+            pass  # goes with the next pipeline
+        elif within_s <= 0:
+            self._start_sending()
+        elif self._timer is None:
+            self._timer = loop.call_later(within_s, self._start_sending)
         return future
 
-    async def _flush(self) -> None:
-        batch, self._queue = self._queue, []
+    def _start_sending(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._sender is None and self._queue:
+            self._sender = asyncio.get_running_loop().create_task(self._send_queued())
+
+    def fail_queued(self, exc: BaseException) -> None:
+        """Fail the calls not sent yet (the one pipeline in flight answers for itself)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queued, self._queue = self._queue, []
+        for *_, future in queued:
+            if not future.done():
+                future.set_exception(exc)
+
+    async def _send_queued(self) -> None:
+        try:
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._flush(batch)
+        finally:
+            self._sender = None
+            # Cancelled (the limiter closing): nobody is left to send what is queued.
+            queued, self._queue = self._queue, []
+            for *_, future in queued:
+                future.cancel()
+
+    async def _flush(self, batch: list[_Call]) -> None:
         try:
             results = await self._execute(batch)
             missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]

@@ -165,7 +165,6 @@ class Relay:
             raise translate(exc, "mid-response") from exc
         if request.rewrite is not None:
             body = request.rewrite.body(body)
-        _read_usage(body, result, request.dialect)  # as the client gets it
         headers: RawHeaders = [
             (b"content-type", response.headers.get("content-type", "application/json").encode()),
             (b"content-length", str(len(body)).encode()),
@@ -174,7 +173,12 @@ class Relay:
         if result.switch_wait_s is not None:
             headers.append(_switch_header(result.switch_wait_s))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        try:
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            # Read as the client got it, once it has it: parsing a large answer (a batch of
+            # embeddings) is metering's business, not on the client's clock.
+            _read_usage(body, result, request.dialect)
 
     async def _relay_stream(
         self,

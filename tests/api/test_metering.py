@@ -30,9 +30,11 @@ class SettleSpy:
         assert limiter is not None
         real = limiter.settle
 
-        async def settle(admission: Admission, actual_tokens: int | None) -> None:
+        async def settle(
+            admission: Admission, actual_tokens: int | None, *, answered: bool = False
+        ) -> None:
             self.actual.append(actual_tokens)
-            await real(admission, actual_tokens)
+            await real(admission, actual_tokens, answered=answered)
 
         limiter.settle = settle  # type: ignore[method-assign]
 

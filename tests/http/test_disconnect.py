@@ -4,6 +4,7 @@ generating for nobody), and only then: a server's own cancellation still propaga
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,38 @@ async def test_an_error_in_the_work_propagates() -> None:
 
     with pytest.raises(ValueError, match="bad upstream answer"):
         await until_disconnect(failing(), Exchange().receive)
+
+
+async def test_a_disconnect_before_the_watcher_starts_is_still_noticed() -> None:
+    exchange = Exchange()
+    exchange.disconnect()  # gone before the work even began
+
+    started = asyncio.get_running_loop().time()
+    assert await until_disconnect(asyncio.sleep(30), exchange.receive) is True
+    # Noticed once the watcher starts, not when the work would have ended.
+    assert asyncio.get_running_loop().time() - started < 1
+
+
+async def test_work_shorter_than_the_watch_delay_starts_no_task() -> None:
+    loop = asyncio.get_running_loop()
+    created: list[object] = []
+    default = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        created.append(coro)
+        if default is not None:
+            return default(loop, coro, **kwargs)  # type: ignore[return-value]
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting)
+    try:
+        assert await until_disconnect(asyncio.sleep(0.001), Exchange().receive) is False
+        assert created == []
+        # A longer one gets its watcher.
+        assert (
+            await until_disconnect(asyncio.sleep(0.05), Exchange().receive, watch_after_s=0.01)
+            is False
+        )
+        assert len(created) == 1
+    finally:
+        loop.set_task_factory(default)

@@ -224,8 +224,4 @@ async def complete(
             ),
             {**params, "usage": usage},
         )
-    # Merge the text index's pending list now, in one sorted batch, rather than leave
-    # every search to scan it until autovacuum comes by.
-    async with db.begin() as conn:
-        await conn.execute(text("SELECT gin_clean_pending_list('ix_chunks_tsv'::regclass)"))
     return True

@@ -13,6 +13,7 @@ from typing import Any
 import click
 import orjson
 
+from gateway.client_options import client_options, required_api_key
 from gateway.eval.cases import BUILTIN, Case, CaseError, builtin_cases, load_cases
 from gateway.eval.client import EvalApiError, EvalClient, api_root, post_json
 from gateway.eval.progress import Progress
@@ -60,18 +61,7 @@ class Plan:
 @click.option("--require", "requirements", multiple=True,
               help='A threshold, e.g. "json_valid>=0.95"; exit 1 when missed. Repeat.')  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-@click.option(
-    "--base-url",
-    default="http://127.0.0.1:8080/v1",
-    show_default=True,
-    envvar="GATEWAY_BASE_URL",
-    help="The gateway's OpenAI base URL (GATEWAY_BASE_URL).",
-)
-@click.option(
-    "--api-key",
-    envvar=["GATEWAY_API_KEY", "OPENAI_API_KEY"],
-    help="API key (GATEWAY_API_KEY or OPENAI_API_KEY).",
-)
+@client_options
 @click.option(
     "--admin-key",
     envvar="GATEWAY_ADMIN_KEY",
@@ -98,8 +88,7 @@ def eval_command(
 ) -> None:
     """Measure served models on a suite of cases: JSON validity with and without
     response_format, tool calls, instructions, accuracy, the chat template, and speed."""
-    if not api_key:
-        raise click.UsageError("Give an API key: --api-key, GATEWAY_API_KEY or OPENAI_API_KEY.")
+    api_key = required_api_key(api_key)
     try:
         needs = [parse_requirement(r) for r in requirements]
     except ValueError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from gateway.client_options import client_options, required_api_key
 from gateway.ingest_client.client import ApiError, GatewayClient
 from gateway.ingest_client.sync import (
     HASH_ATTR,
@@ -47,18 +48,7 @@ class Outcome:
 
 @click.command("ingest")
 @click.option("--store", "store_name", required=True, help="Vector store name; created if missing.")
-@click.option(
-    "--base-url",
-    default="http://127.0.0.1:8080/v1",
-    show_default=True,
-    envvar="GATEWAY_BASE_URL",
-    help="The gateway's OpenAI base URL (GATEWAY_BASE_URL).",
-)
-@click.option(
-    "--api-key",
-    envvar=["GATEWAY_API_KEY", "OPENAI_API_KEY"],
-    help="API key (GATEWAY_API_KEY or OPENAI_API_KEY).",
-)
+@client_options
 @click.option("--include-hidden", is_flag=True, help="Also send dot files and dot folders.")
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="Wait until files are indexed."
@@ -75,8 +65,7 @@ def ingest(
     paths: tuple[Path, ...],
 ) -> None:
     """Upload PATHS (files or folders, walked recursively) into the vector store --store."""
-    if not api_key:
-        raise click.UsageError("Give an API key: --api-key, GATEWAY_API_KEY or OPENAI_API_KEY.")
+    api_key = required_api_key(api_key)
     files = walk(paths, include_hidden)
     if not files:
         raise click.UsageError("No files found under the given paths.")

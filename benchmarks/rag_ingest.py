@@ -11,6 +11,7 @@ which other work on a shared machine disturbs far less than the wall clock.
     python -m benchmarks.rag_ingest                  # 200 files of ~20 KB
     python -m benchmarks.rag_ingest --files 50 --concurrency 1
     python -m benchmarks.rag_ingest --no-hnsw        # what maintaining the HNSW index costs
+    python -m benchmarks.rag_ingest --files 8 --size 2000000 --chunk-tokens 200
     python -m benchmarks.rag_ingest --files 4 --size 1000000 --embed-delay-ms 20 \
         --parallel-batches 1                         # large files, an engine with latency
 """
@@ -112,9 +113,14 @@ async def main(args: argparse.Namespace) -> None:
                 text(
                     "INSERT INTO vector_store_files (vector_store_id, file_id, status, "
                     "attributes, chunking_type, max_chunk_tokens, chunk_overlap_tokens, "
-                    "usage_bytes, attempts) SELECT 'vs_b', id, 'in_progress', '{}', 'auto', "
-                    "800, 400, 0, 0 FROM files"
-                )
+                    "usage_bytes, attempts) SELECT 'vs_b', id, 'in_progress', '{}', :kind, "
+                    ":size, :overlap, 0, 0 FROM files"
+                ),
+                {
+                    "kind": "static" if args.chunk_tokens else "auto",
+                    "size": args.chunk_tokens or 800,
+                    "overlap": args.overlap if args.chunk_tokens else 400,
+                },
             )
         worker.start()
         while True:
@@ -168,4 +174,6 @@ if __name__ == "__main__":
     parser.add_argument("--parallel-batches", type=int, default=2, help="per file")
     parser.add_argument("--embed-delay-ms", type=float, default=0, help="per request")
     parser.add_argument("--no-hnsw", action="store_true", help="no vector index")
+    parser.add_argument("--chunk-tokens", type=int, help="static chunks (default: auto, 800)")
+    parser.add_argument("--overlap", type=int, default=0, help="tokens, with --chunk-tokens")
     asyncio.run(main(parser.parse_args()))

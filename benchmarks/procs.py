@@ -104,6 +104,31 @@ def self_cpu_seconds() -> float:
     return times.user + times.system
 
 
+def tree_cpu_seconds(root: int | None) -> float | None:
+    """CPU time of `root` and its children, living or reaped (a Postgres server and its
+    backends), None elsewhere than Linux or without a root."""
+    total = 0
+    if root is None:
+        return None
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, ppid = int(entry.name), int(fields[1])
+        if pid == root:  # its own time, and its reaped children's
+            total += sum(int(f) for f in fields[11:15])
+        elif ppid == root:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
 def machine_busy_seconds() -> float | None:
     """CPU time all cores spent not idle since boot (Linux /proc/stat), None elsewhere."""
     try:

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     ingest_poll_s: float = Field(1.0, gt=0)
     ingest_max_attempts: int = Field(5, ge=1)
     embedding_batch_size: int = Field(64, ge=1)
+    # Batches of one file being embedded at once (within the paying key's max_parallel):
+    # the engine batches concurrent requests, so one file keeps it busy while its last
+    # batch is staged. Memory holds this many batches more.
+    embedding_parallel_batches: int = Field(2, ge=1)
     # Uploads are spooled to local disk while the client sends (no database connection is
     # held meanwhile), so these bound the spool: at most max_uploads x max_upload_bytes.
     max_uploads_per_key: int = Field(8, ge=1)  # the SDKs upload 5 at a time

@@ -286,9 +286,10 @@ class Chunk(Base):
             ondelete="CASCADE",
         ),
         Index("ix_chunks_store_file", "vector_store_id", "file_id"),
-        # The ingestion worker merges this index's pending list after each file
-        # (gin_clean_pending_list): searches never scan a long unmerged list, and inserts
-        # keep GIN's cheap batched path (each chunk has hundreds of lexemes).
+        # The ingestion worker merges this index's pending list every few seconds while files
+        # complete, and when it runs out of work (gateway.rag.ingestion.text_index): searches
+        # never scan a long unmerged list, and inserts keep GIN's cheap batched path (each
+        # chunk has hundreds of lexemes).
         Index("ix_chunks_tsv", "tsv", postgresql_using="gin"),
         Index(
             "ix_chunks_attributes",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any
 
 from gateway.errors import InvalidRequest
@@ -23,6 +24,9 @@ CHARS_PER_TOKEN = 4.0
 
 # A word and the space after it: the unit the estimate counts and chunks are made of.
 PIECE = re.compile(r"\S+\s*")
+_WORD = re.compile(r"\S+")
+# A word counts as at least this many characters: 1 token.
+_MIN_WORD_CHARS = int(CHARS_PER_TOKEN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +97,13 @@ def parse_strategy(value: Any, param: str = "chunking_strategy") -> ChunkingStra
 
 
 def estimate_tokens(text: str) -> float:
-    """The uncalibrated estimate for a span of text (what `calibration` scales)."""
-    return sum(piece_tokens(p) for p in PIECE.findall(text))
+    """The uncalibrated estimate for a span of text (what `calibration` scales): the sum
+    of `piece_tokens` over its pieces. Each term is a whole number of characters over
+    CHARS_PER_TOKEN (4: exact in binary), so summing the characters first gives the same
+    float, without a Python step per word (this runs over every document's first 20,000
+    characters)."""
+    chars = sum(map(max, repeat(_MIN_WORD_CHARS), map(len, _WORD.findall(text))))
+    return chars / CHARS_PER_TOKEN
 
 
 def piece_tokens(piece: str) -> float:

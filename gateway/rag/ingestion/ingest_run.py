@@ -1,9 +1,11 @@
 """The pipeline of one ingestion run: text → chunks → embedded batches → staged rows.
 
-Memory holds a block of text, about one chunk window and one batch, whatever the size
-of the file. Each batch is embedded through gateway.rag.metering for the key that
+Memory holds a block of text, about one chunk window and a few batches, whatever the
+size of the file. Each batch is embedded through gateway.rag.metering for the key that
 attached the file; a batch refused by the key's rate limits waits as long as the limiter
-says and is tried again, while the job is still ours.
+says and is tried again, while the job is still ours. Up to
+GATEWAY_EMBEDDING_PARALLEL_BATCHES batches (no more than the key's max_parallel) are
+embedded at once, while the chunker goes on and earlier batches are staged, in order.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -102,27 +105,59 @@ class Run:
         # The tokens a batch may reserve: a key's whole tpm at most, or it never fits.
         self.batch_tokens = payer.key.tpm if payer.key is not None else None
 
+    @property
+    def parallel(self) -> int:
+        """Batches embedded at once: more than the key's max_parallel would only be refused."""
+        limit = self.settings.embedding_parallel_batches
+        key = self.payer.key
+        if key is not None and key.max_parallel is not None:
+            limit = min(limit, max(1, key.max_parallel))
+        return limit
+
     async def embed_and_stage(self, filename: str, source: Spool) -> None:
-        batch: list[str] = []
-        size = 0  # the batch's bytes: the guard reserves size / 4 tokens for it
-        seen = 0
-        budget = self.batch_tokens
-        async for chunk in self._chunks(filename, source):
-            seen += 1
-            if seen > self.settings.max_chunks_per_file:
-                raise TooManyChunks
-            length = len(chunk.text.encode())
-            if budget is not None and length // _BYTES_PER_TOKEN > budget:
-                raise ChunkOverLimit
-            if batch and (
-                len(batch) >= self.settings.embedding_batch_size
-                or (budget is not None and (size + length) // _BYTES_PER_TOKEN > budget)
-            ):
-                await self._flush(batch)
-                batch, size = [], 0
-            batch.append(chunk.text)
-            size += length
-        await self._flush(batch, last=True)
+        # Batches being embedded, oldest first; each is staged (or kept as the tail) in order.
+        embedding: deque[tuple[list[str], asyncio.Task[list[list[float]]]]] = deque()
+        try:
+            batch: list[str] = []
+            size = 0  # the batch's bytes: the guard reserves size / 4 tokens for it
+            seen = 0
+            budget = self.batch_tokens
+            async for chunk in self._chunks(filename, source):
+                seen += 1
+                if seen > self.settings.max_chunks_per_file:
+                    raise TooManyChunks
+                length = len(chunk.text.encode())
+                if budget is not None and length // _BYTES_PER_TOKEN > budget:
+                    raise ChunkOverLimit
+                if batch and (
+                    len(batch) >= self.settings.embedding_batch_size
+                    or (budget is not None and (size + length) // _BYTES_PER_TOKEN > budget)
+                ):
+                    await self._send(embedding, batch)
+                    batch, size = [], 0
+                batch.append(chunk.text)
+                size += length
+            if batch:
+                await self._send(embedding, batch)
+            while embedding:
+                texts, task = embedding.popleft()
+                await self._settle(texts, await task, last=not embedding)
+        finally:
+            for _, task in embedding:
+                task.cancel()
+            await asyncio.gather(*(task for _, task in embedding), return_exceptions=True)
+
+    async def _send(
+        self,
+        embedding: deque[tuple[list[str], asyncio.Task[list[list[float]]]]],
+        texts: list[str],
+    ) -> None:
+        """Start embedding `texts`, once fewer than `parallel` batches are in flight; a
+        batch that finishes to make room is staged (it is not the last: `texts` follows)."""
+        while len(embedding) >= self.parallel:
+            done, task = embedding.popleft()
+            await self._settle(done, await task, last=False)
+        embedding.append((texts, asyncio.create_task(self._embed(texts))))
 
     async def _chunks(self, filename: str, source: Spool) -> AsyncIterator[TextChunk]:
         limits = ParseLimits(self.settings.parse_timeout_s, self.settings.parse_memory_mb << 20)
@@ -155,10 +190,8 @@ class Run:
         scale = await calibration(self.rag, sample) if sample.strip() else 1.0
         return ChunkStream(strategy, scale)
 
-    async def _flush(self, texts: list[str], last: bool = False) -> None:
-        if not texts:
-            return
-        vectors = await self._embed(texts)
+    async def _settle(self, texts: list[str], vectors: list[list[float]], last: bool) -> None:
+        """An embedded batch, in the file's order: staged, or kept as the tail if last."""
         dims = {len(v) for v in vectors}
         if len(dims) != 1 or (self.dims is not None and dims != {self.dims}):
             raise MixedDimensions

@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.rag.index import vector_literal
+from gateway.rag.ingestion.chunk_copy import CHUNKS, STAGING, attributes, copy_rows, halfvec
 from gateway.rag.ingestion.chunking import ChunkingStrategy
 
 
@@ -49,10 +49,6 @@ _CLAIM = text(
 )
 _MINE = "vector_store_id = :store AND file_id = :file AND leased_by = :me"
 _DROP_STAGED = text("DELETE FROM chunk_staging WHERE vector_store_id = :store AND file_id = :file")
-_STAGE = text(
-    "INSERT INTO chunk_staging (vector_store_id, file_id, run, idx, text, dims, embedding) "
-    "VALUES (:store, :file, :run, :idx, :text, :dims, CAST(:vec AS halfvec))"
-)
 
 
 async def claim(db: AsyncEngine, me: str, lease_s: float) -> Job | None:
@@ -143,20 +139,12 @@ async def stage(
 ) -> None:
     """One batch of embedded chunks, numbered from `first_idx`, in one short transaction."""
     rows = [
-        {
-            "store": job.store_id,
-            "file": job.file_id,
-            "run": run,
-            "idx": first_idx + i,
-            "text": chunk,
-            "dims": len(vector),
-            "vec": vector_literal(vector),
-        }
+        (job.store_id, job.file_id, run, first_idx + i, chunk, len(vector), halfvec(vector))
         for i, (chunk, vector) in enumerate(zip(texts, vectors, strict=True))
     ]
     if rows:
         async with db.begin() as conn:
-            await conn.execute(_STAGE, rows)
+            await copy_rows(conn, STAGING, rows)
 
 
 async def sweep_staged(db: AsyncEngine) -> int:
@@ -219,23 +207,15 @@ async def complete(
             await conn.execute(_DROP_STAGED, params)
         texts, vectors = tail
         if texts:
-            insert = text(
-                "INSERT INTO chunks (vector_store_id, file_id, idx, text, attributes, dims, "
-                "embedding) VALUES (:store, :file, :idx, :text, :attributes, :dims, "
-                "CAST(:vec AS halfvec))"
-            ).bindparams(bindparam("attributes", type_=JSONB))
-            rows = [
-                {
-                    **params,
-                    "idx": staged + i,
-                    "text": chunk,
-                    "attributes": found[0] or {},
-                    "dims": len(vector),
-                    "vec": vector_literal(vector),
-                }
-                for i, (chunk, vector) in enumerate(zip(texts, vectors, strict=True))
-            ]
-            await conn.execute(insert, rows)
+            extra = attributes(found[0])
+            await copy_rows(
+                conn,
+                CHUNKS,
+                (
+                    (job.store_id, job.file_id, staged + i, body, extra, len(vec), halfvec(vec))
+                    for i, (body, vec) in enumerate(zip(texts, vectors, strict=True))
+                ),
+            )
         await conn.execute(
             text(
                 "UPDATE vector_store_files SET status = 'completed', last_error = NULL, "
@@ -244,8 +224,4 @@ async def complete(
             ),
             {**params, "usage": usage},
         )
-    # Merge the text index's pending list now, in one sorted batch, rather than leave
-    # every search to scan it until autovacuum comes by.
-    async with db.begin() as conn:
-        await conn.execute(text("SELECT gin_clean_pending_list('ix_chunks_tsv'::regclass)"))
     return True

@@ -37,10 +37,11 @@ _BLOCK_TAGS = frozenset(_BLOCK_WORDS.split())
 _SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg"})
 _BLANK_LINES = re.compile(r"\n\s*\n\s*\n+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
-_SPACE_RUN = re.compile(r"\s+")
 # Longer runs of whitespace are cut to this: they carry no meaning, and a file of nothing
 # else would otherwise be held whole while chunking looks for the end of the "word".
 MAX_SPACE_RUN = 1000
+# A whitespace run longer than allowed, and what of it is kept.
+_LONG_SPACE_RUN = re.compile(rf"(\s{{{MAX_SPACE_RUN}}})\s+")
 SNIFF_BYTES = 8192
 
 
@@ -97,22 +98,16 @@ class TextCleaner:
         self._run = 0  # length of the whitespace run the previous block ended in
 
     def clean(self, block: str) -> str:
+        # Regular expressions over the whole block, not a Python step per whitespace run:
+        # this ran for every character ingestion reads.
         block = block.replace("\x00", "")
-        out: list[str] = []
-        position, run = 0, self._run
-        for match in _SPACE_RUN.finditer(block):
-            start, end = match.span()
-            if start > position:
-                run = 0  # text between: a new run
-            out.append(block[position:start])
-            out.append(block[start : start + max(0, min(end - start, MAX_SPACE_RUN - run))])
-            run += end - start
-            position = end
-        if position < len(block):
-            run = 0
-        out.append(block[position:])
-        self._run = run
-        return "".join(out)
+        lead = len(block) - len(block.lstrip())  # continues the previous block's run
+        allowed = max(0, min(lead, MAX_SPACE_RUN - self._run))
+        if lead == len(block):
+            self._run += lead
+            return block[:allowed]
+        self._run = len(block) - len(block.rstrip())
+        return block[:allowed] + _LONG_SPACE_RUN.sub(r"\1", block[lead:])
 
 
 class JsonLines:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.rag.ingestion import jobs
 from gateway.rag.ingestion.ingest import Retry, Stopped, ingest
+from gateway.rag.ingestion.text_index import PendingMerge
 from gateway.rag.resources import Retrieval
 
 log = logging.getLogger("gateway.rag")
@@ -45,6 +46,7 @@ class IngestWorker:
         self.max_attempts = max_attempts or settings.ingest_max_attempts
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.known_dims: set[int] = set()
+        self.merge = PendingMerge()  # the text index's, after files complete
         self._running: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._swept_at = float("-inf")
@@ -65,6 +67,8 @@ class IngestWorker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        with contextlib.suppress(SQLAlchemyError, OSError):
+            await self.merge.maybe(self.db, self._now(), idle=True)
         try:
             await jobs.release(self.db, self.id)
         except (SQLAlchemyError, OSError) as exc:
@@ -83,13 +87,19 @@ class IngestWorker:
                     task = asyncio.create_task(self._run(job))
                     self._running.add(task)
                     task.add_done_callback(self._done)
+                if not self._running:
+                    await self.merge.maybe(db, self._now(), idle=True)
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("ingest: cannot claim work (%s)", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.rag.work_arrived.wait(), self.poll_s)
 
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
     async def _sweep(self) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self._now()
         if now - self._swept_at < _SWEEP_S:
             return
         self._swept_at = now
@@ -124,6 +134,10 @@ class IngestWorker:
                 )
                 return
             count = await ingest(self.rag, job, self.id, self.known_dims, lambda: ours)
+            if count:
+                self.merge.completed()
+                with contextlib.suppress(SQLAlchemyError, OSError):
+                    await self.merge.maybe(db, self._now(), idle=False)
             log.info(
                 "ingested file",
                 extra={"file_id": job.file_id, "vector_store_id": job.store_id, "chunks": count},

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
+from gateway.background import BackgroundTask
+
 log = logging.getLogger("gateway.keys")
 
 
@@ -42,7 +44,7 @@ class Listener:
         self._connect_timeout_s = connect_timeout_s
         self._min_backoff_s = min_backoff_s
         self._max_backoff_s = max_backoff_s
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask(f"listen-{channel}")
         self._attempted = asyncio.Event()
         self.connected = False
         self.connections = 0  # successful LISTENs so far; tests and metrics read it
@@ -50,18 +52,13 @@ class Listener:
     async def start(self, wait_s: float = 5.0) -> None:
         """Start listening; wait (at most `wait_s`) for the first attempt, not for success:
         the gateway must come up during a database outage too."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"listen-{self._channel}")
+        self._task.start(self._run)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):
                 await self._attempted.wait()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
         self.connected = False
 
     async def _run(self) -> None:

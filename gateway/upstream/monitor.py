@@ -7,7 +7,6 @@ list is missing or older than `discovery_interval_s` is asked for `/v1/models` a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import orjson
 
+from gateway.background import BackgroundTask
 from gateway.config import Settings
 from gateway.metrics import Metrics
 from gateway.upstream.client import upstream_headers
@@ -43,7 +43,7 @@ class Monitor:
         self._discovered_at: dict[str, float] = {}
         # Called after each discovery (LoRA adapters an engine came back without).
         self.after_discovery: Callable[[Upstream], Awaitable[None]] | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("upstream-monitor")
 
     async def check_all(self) -> None:
         asleep = self.asleep
@@ -111,7 +111,7 @@ class Monitor:
             )
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="upstream-monitor")
+        self._task.start(self._run)
 
     async def _run(self) -> None:
         while True:
@@ -122,7 +122,4 @@ class Monitor:
                 log.exception("upstream monitor iteration failed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._task.stop()

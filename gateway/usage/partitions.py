@@ -14,7 +14,6 @@ over dropped months still get their whole hours from it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -24,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.background import BackgroundTask
 
 log = logging.getLogger("gateway.usage")
 
@@ -159,18 +160,13 @@ class PartitionKeeper:
     def __init__(self, engine: AsyncEngine, retention: timedelta | None) -> None:
         self.engine = engine
         self.retention = retention
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("usage-partitions")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="usage-partitions")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

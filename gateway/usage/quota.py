@@ -10,7 +10,6 @@ commit. Other replicas' usage shows up within one refresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.background import BackgroundTask
 from gateway.errors import QuotaExceeded
 from gateway.keys.record import KeyRecord
 from gateway.usage.event import CounterKey, Period, day_start, resets_at
@@ -74,7 +74,7 @@ class QuotaChecker:
         self.max_entries = max_entries
         self._cache: dict[str, _Counts] = {}
         self._loading: dict[str, asyncio.Future[_Counts]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = BackgroundTask("quota-refresh")
         writer.add_listener(self._on_flushed)
 
     async def check(self, key: KeyRecord, now: datetime | None = None) -> None:
@@ -102,15 +102,10 @@ class QuotaChecker:
     # -- background refresh ----------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="quota-refresh")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         failing = False

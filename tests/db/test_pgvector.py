@@ -1,7 +1,7 @@
 """The embedded Postgres's pgvector works on this CPU: HNSW builds and distances.
 
 The wheel's own vector.so needs AVX-512 and kills the server with SIGILL elsewhere; the
-Makefile replaces it with a portable build (third_party/pgvector/README.md). On a CPU
+Makefile replaces it with a build for this CPU (third_party/pgvector/README.md). On a CPU
 without AVX-512, this test fails if that step did not run.
 """
 

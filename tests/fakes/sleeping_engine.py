@@ -17,6 +17,8 @@ Waking takes `wake_s` (a few seconds on a GPU; shorter here, but not instant).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -120,3 +122,21 @@ class SleepingEngine(FakeEngine):
             return await super()._generate(request, chat)
         finally:
             self.running -= 1
+
+
+@asynccontextmanager
+async def awake_and_asleep(
+    device: Device | None = None,
+) -> AsyncIterator[tuple[SleepingEngine, SleepingEngine]]:
+    """Two engines on one device, `chat-a` awake and `chat-b` asleep (0.3 s to wake); on
+    exit, the device must never have held both."""
+    device = device or Device()
+    first = SleepingEngine("chat-a", device, awake=True, wake_s=0.3)
+    second = SleepingEngine("chat-b", device, wake_s=0.3)
+    await first.start()
+    await second.start()
+    yield first, second
+    await first.stop()
+    await second.stop()
+    assert device.violations == []
+    assert device.most_holders <= 1

@@ -16,7 +16,7 @@ import pytest
 from gateway.upstream.switching.history import SwitchHistory
 from tests.admin import ADMIN_KEY, admin_headers
 from tests.conftest import GatewayFactory, RunningGateway
-from tests.fakes.sleeping_engine import Device, SleepingEngine
+from tests.fakes.sleeping_engine import SleepingEngine, awake_and_asleep
 from tests.ui.conftest import sign_in
 
 CHAT = "/v1/chat/completions"
@@ -28,15 +28,8 @@ def ask(model: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[SleepingEngine, SleepingEngine]]:
-    device = Device()
-    first = SleepingEngine("chat-a", device, awake=True, wake_s=0.3)
-    second = SleepingEngine("chat-b", device, wake_s=0.3)
-    await first.start()
-    await second.start()
-    yield first, second
-    await first.stop()
-    await second.stop()
-    assert device.violations == []
+    async with awake_and_asleep() as engines:
+        yield engines
 
 
 async def grouped(

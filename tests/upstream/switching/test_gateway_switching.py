@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.engine import FakeEngine
-from tests.fakes.sleeping_engine import Device, SleepingEngine
+from tests.fakes.sleeping_engine import Device, SleepingEngine, awake_and_asleep
 
 CHAT = "/v1/chat/completions"
 WAIT_HEADER = "x-gateway-switch-wait-ms"
@@ -29,15 +29,8 @@ async def device() -> AsyncIterator[Device]:
 
 @pytest.fixture
 async def pair(device: Device) -> AsyncIterator[tuple[SleepingEngine, SleepingEngine]]:
-    first = SleepingEngine("chat-a", device, awake=True, wake_s=0.3)
-    second = SleepingEngine("chat-b", device, wake_s=0.3)
-    await first.start()
-    await second.start()
-    yield first, second
-    await first.stop()
-    await second.stop()
-    assert device.violations == []
-    assert device.most_holders <= 1
+    async with awake_and_asleep(device) as engines:
+        yield engines
 
 
 async def group_gateway(

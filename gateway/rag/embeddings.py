@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway.errors import EmbeddingFailed, GatewayError, NoEmbeddingModel
-from gateway.upstream.engines import Reply
+from gateway.upstream.engines import Reply, engine_message
 
 if TYPE_CHECKING:
     from gateway.rag.resources import Retrieval
@@ -97,10 +97,4 @@ async def count_tokens(rag: Retrieval, text: str) -> int | None:
 
 
 def _message(payload: Any) -> str:
-    if isinstance(payload, dict):
-        error = payload.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:300]
-        if payload.get("message"):
-            return str(payload["message"])[:300]
-    return "no details"
+    return (engine_message(payload) or "no details")[:300]

@@ -52,6 +52,17 @@ class Reply:
     upstream: str
 
 
+def engine_message(payload: Any) -> str | None:
+    """vLLM's error message, from its OpenAI-shaped body or the older flat one."""
+    if isinstance(payload, dict):
+        inner = payload.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(payload.get("message"), str):
+            return str(payload["message"])
+    return None
+
+
 def translate(exc: BaseException, what: str) -> GatewayError:
     """A transport failure after the request reached an engine, as the gateway's error."""
     if isinstance(exc, _TIMEOUTS):

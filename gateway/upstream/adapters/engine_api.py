@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from gateway.errors import EngineRefused, GatewayError, InvalidRequest, UpstreamUnavailable
-from gateway.upstream.engines import CONNECT_ERRORS, translate
+from gateway.upstream.engines import CONNECT_ERRORS, engine_message, translate
 
 LOAD = "/v1/load_lora_adapter"
 UNLOAD = "/v1/unload_lora_adapter"
@@ -51,17 +51,6 @@ async def call(
         return status, orjson.loads(raw)
     except orjson.JSONDecodeError:
         return status, raw.decode("utf-8", "replace")
-
-
-def engine_message(payload: Any) -> str | None:
-    """vLLM's error message, from its OpenAI-shaped body or the older flat one."""
-    if isinstance(payload, dict):
-        inner = payload.get("error")
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
-    return None
 
 
 def refusal(

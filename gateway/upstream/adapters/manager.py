@@ -23,7 +23,7 @@ from typing import Any
 from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.upstream.adapters import engine_api
 from gateway.upstream.adapters.spec import AdapterPathError, AdapterSpec, confined_path
-from gateway.upstream.engines import Engines
+from gateway.upstream.engines import Engines, engine_message
 from gateway.upstream.registry import Upstream
 
 log = logging.getLogger("gateway.upstream.adapters")
@@ -191,7 +191,7 @@ class Adapters:
             {"lora_name": name, "lora_path": wanted.path},
             self.engines.headers(request_id),
         )
-        message = engine_api.engine_message(payload) or ""
+        message = engine_message(payload) or ""
         if tolerate_loaded and status == 400 and engine_api.ALREADY_LOADED in message:
             return
         error = engine_api.refusal(upstream.url, status, payload, f"loading `{name}`", "path")

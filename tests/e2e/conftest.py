@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,8 @@ def _embedding_spec(model: LocalModel, env: dict[str, str]) -> EngineSpec:
 
 def _lora_spec(model: LocalModel, env: dict[str, str]) -> EngineSpec:
     """The chat model again, taking LoRA adapters at run time (rank 8 at most)."""
-    return EngineSpec(
-        model=model.path,
-        served_name=model.name,
-        port=free_port(),
-        max_model_len=CHAT_MAX_MODEL_LEN,
+    return replace(
+        _chat_spec(model, env),
         extra_args=("--enable-lora", "--max-lora-rank", "8", "--max-loras", "2"),
         extra_env={**env, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True"},
     )

@@ -81,7 +81,7 @@ async def main(args: argparse.Namespace) -> None:
     # Files attached by no key are embedded unmetered: the bench measures ingestion alone.
     guard = Guard(settings, metrics, OpenGateway())
     db = create_engine(url, pool_size=4)
-    rag = open_retrieval(
+    rag = await open_retrieval(
         url, settings.model_copy(update={"ingest_concurrency": concurrency}), guard, engines
     )
     rng = random.Random(3)

@@ -4,7 +4,8 @@ Synthetic data is generated inside Postgres (384-d random `halfvec`s, texts draw
 log-uniform vocabulary so that some words are common and most are rare, and a `category`
 attribute with 10 values), the HNSW index is built as the gateway builds it, and then the
 gateway's own search path (`gateway.rag.search.hybrid.search_vectors`: the vector and the
-text ranking in one prepared statement on one pooled connection, RRF in Python) is timed
+text ranking in one prepared statement on a connection of search's own pool, RRF in
+Python) is timed
 with random query vectors, side by side with bare pgvector top-10 on a held psycopg
 connection. The query's embedding is not included: it costs whatever the engine costs.
 
@@ -32,6 +33,7 @@ from gateway.rag.common_terms import CommonTerms
 from gateway.rag.index import distance_sql, index_name, index_sql, vector_literal
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.hybrid import search_vectors
+from gateway.rag.search.pool import SearchPool
 from gateway.rag.search.ranking import search_sql
 
 DIMS = 384
@@ -119,10 +121,13 @@ async def side_by_side(
     filter, prepared on one held psycopg connection: the floor this machine sets at this
     moment), alternating query by query so that both see the same load; compare ratios,
     not absolutes."""
-    engine = create_engine(url, pool_size=2)
+    engine = create_engine(url, pool_size=1)
+    searches = SearchPool(url, 2, timeout_s=10)
+    await searches.open()
     rng = random.Random(7)
     condition, params = compile_filter(filters)
     common = await CommonTerms().get(engine)
+    await engine.dispose()
     bare = "attributes @> '{\"category\": 3}'" if filters else "TRUE"
     floor_sql = (
         f"SELECT id FROM chunks WHERE dims = {DIMS} AND {bare} "  # noqa: S608
@@ -140,7 +145,7 @@ async def side_by_side(
             words = query_text(rng)
             began = time.perf_counter()
             hits = await search_vectors(
-                engine,
+                searches,
                 [STORE],
                 words,
                 vector,
@@ -156,7 +161,7 @@ async def side_by_side(
                 searched.append((between - began) * 1000)
                 floor.append((time.perf_counter() - between) * 1000)
                 results += len(hits)
-    await engine.dispose()
+    await searches.close()
     return _figures(searched) | {"mean_hits": results / queries}, _figures(floor)
 
 

@@ -87,7 +87,7 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
                 limiter=storage.limiter,
                 usage=storage.usage,
             )
-            retrieval = open_retrieval(settings.database_url, settings, guard, engines)
+            retrieval = await open_retrieval(settings.database_url, settings, guard, engines)
             stack.push_async_callback(retrieval.close)
             # Ingestion jobs live in Postgres; the worker stops before the pools close and
             # hands unfinished files back.

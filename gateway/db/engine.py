@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from gateway.db.url import sqlalchemy_url
@@ -14,6 +15,15 @@ HNSW_EF_SEARCH = 64
 SESSION_OPTIONS = f"-c hnsw.iterative_scan=relaxed_order -c hnsw.ef_search={HNSW_EF_SEARCH}"
 
 
+def with_session_options(url: str) -> tuple[URL, str]:
+    """`url` without its `?options=`, and the libpq options a connection starts with: the
+    URL's own (kept), then ours."""
+    parsed = sqlalchemy_url(url)
+    given = parsed.query.get("options", ())
+    options = " ".join([*([given] if isinstance(given, str) else given), SESSION_OPTIONS])
+    return parsed.difference_update_query(["options"]), options
+
+
 def create_engine(
     url: str,
     pool_size: int = 10,
@@ -23,11 +33,9 @@ def create_engine(
 ) -> AsyncEngine:
     """`max_overflow` defaults to `pool_size` (bursts may double the pool); a pool that
     must stay a hard bound (retrieval's, gateway.rag.resources) passes 0."""
-    parsed = sqlalchemy_url(url)
-    given = parsed.query.get("options", ())  # the URL's own `?options=`, kept
-    options = " ".join([*([given] if isinstance(given, str) else given), SESSION_OPTIONS])
+    parsed, options = with_session_options(url)
     return create_async_engine(
-        parsed.difference_update_query(["options"]),
+        parsed,
         connect_args={"options": options},
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,

@@ -18,6 +18,7 @@ def sqlalchemy_url(url: str) -> URL:
     return parsed.set(drivername="postgresql+psycopg")
 
 
-def libpq_url(url: str) -> str:
-    """The same URL for plain psycopg (LISTEN/NOTIFY connections), password included."""
-    return sqlalchemy_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq_url(url: str | URL) -> str:
+    """The same URL for plain psycopg (LISTEN/NOTIFY, search), password included."""
+    parsed = sqlalchemy_url(url) if isinstance(url, str) else url
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -4,8 +4,10 @@ and engine client, and retrieval's own database pools, upload slots and search c
 Each kind of work has connections no other kind can take:
 
     Storage.db       keys, usage, quotas, /readyz, admin     GATEWAY_DB_POOL_SIZE (+ overflow)
-    Retrieval.db     files, vector stores, search, chat      GATEWAY_RAG_DB_POOL_SIZE, no overflow
-                     retrieval, writing finished uploads
+    Retrieval.db     files, vector stores, writing           GATEWAY_RAG_DB_POOL_SIZE, no overflow
+                     finished uploads, search's checks
+    Retrieval.search the search statements (vector stores,   GATEWAY_RAG_DB_POOL_SIZE
+                     chat retrieval)
     Retrieval.jobs   the ingestion worker                    2 per concurrent job, + 2
 
 so a burst of uploads, searches or ingestion waits for its own pool (and answers 503
@@ -26,6 +28,7 @@ from gateway.config import Settings
 from gateway.db.engine import create_engine
 from gateway.metrics import Metrics
 from gateway.rag.common_terms import CommonTerms
+from gateway.rag.search.pool import SearchPool
 from gateway.rag.upload_slots import UploadSlots
 from gateway.upstream.engines import Engines
 
@@ -41,6 +44,7 @@ class Retrieval:
     guard: Guard  # every embedding is admitted and metered for the key that caused it
     engines: Engines
     db: AsyncEngine
+    search: SearchPool
     jobs: AsyncEngine
     uploads: UploadSlots
     common_terms: CommonTerms
@@ -49,6 +53,7 @@ class Retrieval:
     work_arrived: asyncio.Event
 
     async def close(self) -> None:
+        await self.search.close()
         await self.db.dispose()
         await self.jobs.dispose()
 
@@ -59,11 +64,13 @@ def ingest_pool_size(concurrency: int) -> int:
     return 2 * concurrency + 2
 
 
-def open_retrieval(
+async def open_retrieval(
     database_url: str, settings: Settings, guard: Guard, engines: Engines
 ) -> Retrieval:
     size = settings.rag_db_pool_size
     db = create_engine(database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
+    search = SearchPool(database_url, size, timeout_s=POOL_TIMEOUT_S)
+    await search.open()
     jobs = create_engine(
         database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0
     )
@@ -79,6 +86,7 @@ def open_retrieval(
         guard,
         engines,
         db,
+        search,
         jobs,
         uploads,
         CommonTerms(),

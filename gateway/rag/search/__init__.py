@@ -3,7 +3,7 @@
     hybrid.py    `search_stores` (embed the query, check the stores, search),
                  `search_vectors` (with a ready vector) and `SearchHit`
     ranking.py   the two rankings, in one SQL statement
-    driver.py    running it: prepared, on a pooled connection's psycopg connection
+    pool.py      running it: search's own psycopg pool, the statement prepared
     fusion.py    reciprocal rank fusion, and the words of the text query (pure)
     scope.py     the stores a search reads: there for the caller, marked active
     filters.py   OpenAI attribute filters as a SQL condition (pure)

@@ -15,15 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from gateway.rag.access import caller_for
 from gateway.rag.index import vector_literal
 from gateway.rag.metering import Payer, embed_for
 from gateway.rag.resources import Retrieval
-from gateway.rag.search.driver import fetch_all
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import rrf, text_query
+from gateway.rag.search.pool import SearchPool
 from gateway.rag.search.ranking import Chunk, candidate, search_sql
 from gateway.rag.search.scope import check_stores
 
@@ -66,7 +64,7 @@ async def search_stores(
         rag.common_terms.get(db),
     )
     return await search_vectors(
-        db,
+        rag.search,
         ids,
         query,
         vectors[0],
@@ -79,7 +77,7 @@ async def search_stores(
 
 
 async def search_vectors(
-    db: AsyncEngine,
+    pool: SearchPool,
     store_ids: list[str],
     query: str,
     vector: list[float],
@@ -92,7 +90,8 @@ async def search_vectors(
 ) -> list[SearchHit]:
     """Search with a ready query vector (what `search_stores` does after embedding);
     `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms).
-    Both rankings are one statement on one connection (gateway.rag.search.ranking)."""
+    Both rankings are one statement on one connection of search's own pool
+    (gateway.rag.search.ranking, gateway.rag.search.pool)."""
     words = text_query(query)
     sql = search_sql(len(vector), condition, with_text=words is not None)
     bound = {
@@ -103,7 +102,7 @@ async def search_vectors(
     }
     if words is not None:
         bound |= {"words": words, "common": list(common)}
-    candidates = [candidate(row) for row in await fetch_all(db, sql, bound)]
+    candidates = [candidate(row) for row in await pool.fetch_all(sql, bound)]
     chunks = {c.chunk.id: c.chunk for c in candidates}
     by_vector = sorted((c for c in candidates if c.vector_rank), key=lambda c: c.vector_rank or 0)
     rankings = [[c.chunk.id for c in by_vector]]

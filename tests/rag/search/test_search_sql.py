@@ -17,7 +17,7 @@ from gateway.rag.index import (
     index_name,
     vector_literal,
 )
-from gateway.rag.search.driver import driver_sql
+from gateway.rag.search.pool import SearchPool, driver_sql
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import text_query
 from gateway.rag.search.hybrid import search_vectors
@@ -57,6 +57,14 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+@pytest.fixture
+async def pool(db: AsyncEngine, database_url: str) -> AsyncIterator[SearchPool]:
+    searches = SearchPool(database_url, 2, timeout_s=5)
+    await searches.open()
+    yield searches
+    await searches.close()
+
+
 async def plan(db: AsyncEngine, filters: dict[str, object] | None, query: str) -> str:
     condition, params = compile_filter(filters)
     bound = {
@@ -85,8 +93,8 @@ async def test_the_indexes_serve_both_rankings(db: AsyncEngine) -> None:
     assert "Seq Scan" not in explained
 
 
-async def test_search_vectors_fuses_and_filters(db: AsyncEngine) -> None:
-    hits = await search_vectors(db, ["vs_1"], "zebra", [0.5] * DIMS, max_results=5)
+async def test_search_vectors_fuses_and_filters(pool: SearchPool) -> None:
+    hits = await search_vectors(pool, ["vs_1"], "zebra", [0.5] * DIMS, max_results=5)
     assert len(hits) == 5
     # First in the text ranking: as good as the nearest vector (ties keep vector first).
     assert any(h.text.startswith("chunk number 7 zebra ") for h in hits[:2])
@@ -96,27 +104,29 @@ async def test_search_vectors_fuses_and_filters(db: AsyncEngine) -> None:
 
     condition, params = compile_filter({"type": "eq", "key": "n", "value": 3})
     filtered = await search_vectors(
-        db, ["vs_1"], "chunk", [0.5] * DIMS, max_results=50, condition=condition, params=params
+        pool, ["vs_1"], "chunk", [0.5] * DIMS, max_results=50, condition=condition, params=params
     )
     # Iterative scan: a filter keeping 10% still fills the page.
     assert len(filtered) == 50 and all(h.attributes == {"n": 3} for h in filtered)
-    assert await search_vectors(db, ["vs_other"], "zebra", [0.5] * DIMS) == []
+    assert await search_vectors(pool, ["vs_other"], "zebra", [0.5] * DIMS) == []
     # Another embedding dimension has no rows here: only the text ranking can answer.
-    other = await search_vectors(db, ["vs_1"], "zebra", [0.5] * 16)
+    other = await search_vectors(pool, ["vs_1"], "zebra", [0.5] * 16)
     assert [h.text.split()[:4] for h in other] == [["chunk", "number", "7", "zebra"]]
 
 
-async def test_common_words_are_read_from_the_statistics_and_left_out(db: AsyncEngine) -> None:
+async def test_common_words_are_read_from_the_statistics_and_left_out(
+    db: AsyncEngine, pool: SearchPool
+) -> None:
     common = await CommonTerms().get(db)
     # 'chunk' and 'number' are in every row; 'zebra' in one; the md5 words in one each.
     assert {"chunk", "number"} <= set(common) and "zebra" not in common
     # A dimension no chunk has: the text ranking alone answers.
     only_text = [0.5] * 16
     # The rare word still decides the match; the common ones cost nothing.
-    found = await search_vectors(db, ["vs_1"], "number chunk zebra", only_text, common=common)
+    found = await search_vectors(pool, ["vs_1"], "number chunk zebra", only_text, common=common)
     assert [h.text.split()[:4] for h in found] == [["chunk", "number", "7", "zebra"]]
     # Nothing but common words: no text ranking (the vector ranking answers).
-    assert await search_vectors(db, ["vs_1"], "chunk number", only_text, common=common) == []
+    assert await search_vectors(pool, ["vs_1"], "chunk number", only_text, common=common) == []
 
 
 def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
@@ -129,7 +139,8 @@ def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
 async def test_a_search_is_one_prepared_statement_on_one_connection(
     db: AsyncEngine, database_url: str
 ) -> None:
-    single = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    single = SearchPool(database_url, 1, timeout_s=2)
+    await single.open()
     try:
         # More searches than Postgres plans custom before it may switch a prepared
         # statement to a generic plan: the filter's values must still be honoured.
@@ -140,30 +151,39 @@ async def test_a_search_is_one_prepared_statement_on_one_connection(
                 single, ["vs_1"], "chunk zebra", [0.5] * DIMS, condition=condition, params=params
             )
             assert len(hits) == 10 and all(h.attributes == {"n": value} for h in hits)
-        async with single.connect() as conn:
+        async with single.connection() as conn:
             prepared = await conn.execute(
-                text("SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql")
+                "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql"
             )
-            # psycopg prepared the search statement on the pool's only connection.
-            assert prepared.scalar_one() >= 1
+            # psycopg prepared the search statement on the pool's only connection, which
+            # starts with the session's HNSW settings and in autocommit.
+            assert (await prepared.fetchone()) == (1,)
+            ef_search = await (await conn.execute("SHOW hnsw.ef_search")).fetchone()
+            assert ef_search == (str(HNSW_EF_SEARCH),) and conn.autocommit
     finally:
-        await single.dispose()
+        await single.close()
 
 
-async def test_a_search_survives_its_pooled_connection_being_killed(
+async def test_a_search_survives_its_pooled_connections_being_killed(
     db: AsyncEngine, database_url: str
 ) -> None:
-    single = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=2)
+    searches = SearchPool(database_url, 2, timeout_s=2)
+    await searches.open()
     try:
-        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
-        async with single.connect() as conn:
-            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with searches.connection() as one, searches.connection() as two:
+            pids = [conn.info.backend_pid for conn in (one, two)]
+        assert await search_vectors(searches, ["vs_1"], "zebra", [0.5] * DIMS)
+        # As a Postgres restart does: every idle connection of the pool dies.
         async with db.connect() as other:
-            await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        # The pool's pre-ping finds the dead connection and opens another.
-        assert await search_vectors(single, ["vs_1"], "zebra", [0.5] * DIMS)
+            for pid in pids:
+                await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        # No ping on checkout: the first statement finds its connection dead, the pool
+        # checks the rest, and the search runs again on a new one.
+        assert await search_vectors(searches, ["vs_1"], "zebra", [0.5] * DIMS)
+        async with searches.connection() as conn:
+            assert conn.info.backend_pid not in pids
     finally:
-        await single.dispose()
+        await searches.close()
 
 
 def test_statements_are_bound_by_name_for_the_driver() -> None:

@@ -37,8 +37,8 @@ from gateway.db.engine import SESSION_OPTIONS
 from gateway.db.migrate import upgrade
 from gateway.db.url import libpq_url
 from gateway.rag.index import index_name, index_sql, vector_literal
-from gateway.rag.search.pool import driver_sql
 from gateway.rag.search.filters import compile_filter
+from gateway.rag.search.pool import driver_sql
 from gateway.rag.search.ranking import vector_sql
 
 STORE = "vs_recall"

@@ -17,10 +17,10 @@ from gateway.rag.index import (
     index_name,
     vector_literal,
 )
-from gateway.rag.search.pool import SearchPool, driver_sql
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import text_query
 from gateway.rag.search.hybrid import search_vectors
+from gateway.rag.search.pool import SearchPool, driver_sql
 from gateway.rag.search.ranking import text_sql, vector_sql
 
 DIMS = 8

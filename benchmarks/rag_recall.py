@@ -35,10 +35,10 @@ from benchmarks.rag_corpus import Corpus, load
 from benchmarks.rag_search import percentile
 from gateway.db.engine import SESSION_OPTIONS
 from gateway.db.migrate import upgrade
+from gateway.db.read_pool import driver_sql
 from gateway.db.url import libpq_url
 from gateway.rag.index import index_name, index_sql, vector_literal
 from gateway.rag.search.filters import compile_filter
-from gateway.rag.search.pool import driver_sql
 from gateway.rag.search.ranking import vector_sql
 
 STORE = "vs_recall"
@@ -108,7 +108,7 @@ async def top_ids(
         began = time.perf_counter()
         rows = await (await conn.execute(sql, bound, prepare=True)).fetchall()
         timings.append((time.perf_counter() - began) * 1000)
-        found.append([row[0] for row in sorted(rows, key=lambda row: row[1])])
+        found.append([row[0] for row in rows])
     return found, timings
 
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.admission.guard import Guard
 from gateway.config import Settings
 from gateway.db.engine import create_engine
+from gateway.db.read_pool import ReadPool
 from gateway.metrics import Metrics
 from gateway.rag.common_terms import CommonTerms
-from gateway.rag.search.pool import SearchPool
 from gateway.rag.upload_slots import UploadSlots
 from gateway.upstream.engines import Engines
 
@@ -44,7 +44,7 @@ class Retrieval:
     guard: Guard  # every embedding is admitted and metered for the key that caused it
     engines: Engines
     db: AsyncEngine
-    search: SearchPool
+    search: ReadPool
     jobs: AsyncEngine
     uploads: UploadSlots
     common_terms: CommonTerms
@@ -69,7 +69,7 @@ async def open_retrieval(
 ) -> Retrieval:
     size = settings.rag_db_pool_size
     db = create_engine(database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
-    search = SearchPool(database_url, size, timeout_s=POOL_TIMEOUT_S)
+    search = ReadPool(database_url, size, timeout_s=POOL_TIMEOUT_S)
     await search.open()
     jobs = create_engine(
         database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0

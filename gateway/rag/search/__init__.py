@@ -2,8 +2,8 @@
 
     hybrid.py    `search_stores` (embed the query, check the stores, search),
                  `search_vectors` (with a ready vector) and `SearchHit`
-    ranking.py   the two rankings, in one SQL statement
-    pool.py      running it: search's own psycopg pool, the statement prepared
+    ranking.py   the two rankings, a SQL statement each, run at once on search's own
+                 pool of connections (gateway.db.read_pool)
     fusion.py    reciprocal rank fusion, and the words of the text query (pure)
     scope.py     the stores a search reads: there for the caller, marked active
     filters.py   OpenAI attribute filters as a SQL condition (pure)

@@ -1,11 +1,11 @@
 """Hybrid search over vector stores: pgvector cosine and full text, fused by rank.
 
-Two rankings over the stores asked for and the attribute filter, computed by one
-statement (gateway.rag.search.ranking): the nearest chunks by cosine distance (HNSW on `halfvec`)
-and the best full-text matches (`tsvector` + GIN). Reciprocal rank fusion merges them
-(gateway.rag.search.fusion); `score` is the fused score in 0..1, and `score_threshold`
-applies to it. The query's embedding, the ownership check (gateway.rag.search.scope) and
-the lookup of common words also run side by side.
+Two rankings over the stores asked for and the attribute filter, a statement each, run
+at once (gateway.rag.search.ranking): the nearest chunks by cosine distance (HNSW on
+`halfvec`) and the best full-text matches (`tsvector` + GIN). Reciprocal rank fusion
+merges them (gateway.rag.search.fusion); `score` is the fused score in 0..1, and
+`score_threshold` applies to it. The query's embedding, the ownership check
+(gateway.rag.search.scope) and the lookup of common words also run side by side.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.db.read_pool import ReadPool
 from gateway.rag.access import caller_for
 from gateway.rag.index import vector_literal
 from gateway.rag.metering import Payer, embed_for
 from gateway.rag.resources import Retrieval
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import rrf, text_query
-from gateway.rag.search.pool import SearchPool
-from gateway.rag.search.ranking import Chunk, candidate, search_sql
+from gateway.rag.search.ranking import Chunk, chunk, text_sql, vector_sql
 from gateway.rag.search.scope import check_stores
 
 _MIN_CANDIDATES = 10
@@ -77,7 +77,7 @@ async def search_stores(
 
 
 async def search_vectors(
-    pool: SearchPool,
+    pool: ReadPool,
     store_ids: list[str],
     query: str,
     vector: list[float],
@@ -90,26 +90,20 @@ async def search_vectors(
 ) -> list[SearchHit]:
     """Search with a ready query vector (what `search_stores` does after embedding);
     `common` are the lexemes the text ranking leaves out (gateway.rag.common_terms).
-    Both rankings are one statement on one connection of search's own pool
-    (gateway.rag.search.ranking, gateway.rag.search.pool)."""
+    The two rankings run at once, a statement each on a connection of search's own pool
+    (gateway.rag.search.ranking, gateway.db.read_pool)."""
     words = text_query(query)
-    sql = search_sql(len(vector), condition, with_text=words is not None)
-    bound = {
-        **(params or {}),
-        "stores": store_ids,
-        "n": _candidates(max_results),
-        "qvec": vector_literal(vector),
-    }
-    if words is not None:
-        bound |= {"words": words, "common": list(common)}
-    candidates = [candidate(row) for row in await pool.fetch_all(sql, bound)]
-    chunks = {c.chunk.id: c.chunk for c in candidates}
-    by_vector = sorted((c for c in candidates if c.vector_rank), key=lambda c: c.vector_rank or 0)
-    rankings = [[c.chunk.id for c in by_vector]]
+    bound = {**(params or {}), "stores": store_ids, "n": _candidates(max_results)}
+    statements = [
+        pool.fetch_all(vector_sql(len(vector), condition), bound | {"qvec": vector_literal(vector)})
+    ]
     if words is not None:  # an empty text ranking still halves what the vector one scores
-        by_text = sorted((c for c in candidates if c.text_rank), key=lambda c: c.text_rank or 0)
-        rankings.append([c.chunk.id for c in by_text])
-    fused = rrf(rankings)
+        statements.append(
+            pool.fetch_all(text_sql(condition), bound | {"words": words, "common": list(common)})
+        )
+    rankings = [[chunk(row) for row in rows] for rows in await asyncio.gather(*statements)]
+    chunks = {c.id: c for ranking in rankings for c in ranking}
+    fused = rrf([[c.id for c in ranking] for ranking in rankings])
     if score_threshold is not None:
         fused = [f for f in fused if f.score >= score_threshold]
     return [_hit(chunks[f.item], f.score) for f in fused[:max_results]]

@@ -1,5 +1,6 @@
-"""The two rankings hybrid search fuses, in one SQL statement that returns each candidate
-chunk once, whole, with its rank in each ranking: a search costs one round trip.
+"""The two rankings hybrid search fuses, a statement each that returns its chunks whole,
+best first: each ranking costs one round trip, and the two run at once on two
+connections (gateway.rag.search.hybrid).
 
 Vector: nearest chunks by cosine distance through the HNSW index of the query's
 dimension. `hnsw.iterative_scan = relaxed_order` and `hnsw.ef_search` (pgvector 0.8; set
@@ -13,8 +14,10 @@ words are stemmed by Postgres and those too common to narrow anything are left o
 matching more than `TEXT_CAP` chunks of the stores gives no text ranking rather than a
 cost growing with the store.
 
-Both rankings used to run as two statements on two connections at once; on a small box
-the second connection's checkout, ping and round trip cost more than the overlap saved
+Postgres runs the two statements on two backends in parallel, so a search takes about as
+long as the slower ranking rather than both. Through SQLAlchemy's pool the second
+connection's checkout and ping cost more than that saved, and both rankings were one
+statement; on search's own pool (gateway.db.read_pool) they are worth splitting again
 (benchmarks/README.md, "Vector-store search").
 """
 
@@ -39,27 +42,28 @@ class Chunk:
     attributes: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    chunk: Chunk
-    vector_rank: int | None  # 1 = nearest; None: not among the vector ranking's n
-    text_rank: int | None
+# What a search result shows of a chunk `c`, with its file `f`: what `chunk` reads.
+_SHOWN = "c.id, c.file_id, f.filename, c.vector_store_id, c.text, c.attributes"
 
 
 def vector_sql(dims: int, condition: str) -> str:
-    """(id, rank) of the `:n` nearest chunks of `:stores` to `:qvec` that meet `condition`."""
+    """The `:n` chunks of `:stores` nearest to `:qvec` that meet `condition`, nearest
+    first. The index scan reads the columns shown (joining `chunks` again for them cost
+    as much as the scan at 100k chunks, benchmarks/README.md)."""
     distance = distance_sql(dims)
     return f"""
-        SELECT id, row_number() OVER (ORDER BY d, id) AS rank FROM (
-            SELECT id, ({distance})::float8 AS d FROM chunks
+        SELECT {_SHOWN} FROM (
+            SELECT id, file_id, vector_store_id, text, attributes, ({distance})::float8 AS d
+            FROM chunks
             WHERE dims = {int(dims)} AND vector_store_id = ANY(:stores) AND ({condition})
             ORDER BY {distance} LIMIT :n
-        ) nearest
+        ) c JOIN files f ON f.id = c.file_id
+        ORDER BY c.d, c.id
     """
 
 
 def text_sql(condition: str) -> str:
-    """(id, rank) of the `:n` best full-text matches of `:words` less the `:common` ones."""
+    """The `:n` best full-text matches of `:words` less the `:common` ones, best first."""
     # The query's lexemes, less the common ones, ANDed; NULL (no match) when none is left.
     # 'simple' keeps the already stemmed lexemes as they are.
     tsquery = f"""
@@ -77,37 +81,16 @@ def text_sql(condition: str) -> str:
             WHERE tsv @@ (SELECT q FROM query) AND vector_store_id = ANY(:stores)
             LIMIT {TEXT_CAP + 1}
         )
-        SELECT id, row_number() OVER (ORDER BY score DESC, id) AS rank FROM (
+        SELECT {_SHOWN} FROM (
             SELECT id, ts_rank_cd(tsv, (SELECT q FROM query)) AS score FROM matched
             WHERE (SELECT count(*) FROM matched) <= {TEXT_CAP} AND ({condition})
             ORDER BY score DESC, id LIMIT :n
-        ) best
+        ) best JOIN chunks c ON c.id = best.id JOIN files f ON f.id = c.file_id
+        ORDER BY best.score DESC, best.id
     """
 
 
-def search_sql(dims: int, condition: str, *, with_text: bool) -> str:
-    """Both rankings (or the vector one alone), joined to what a search result shows: one
-    row per candidate with `vector_rank` and `text_rank` (NULL where it is not ranked)."""
-    nearest = vector_sql(dims, condition)
-    if with_text:
-        ranked = f"""
-            SELECT id, v.rank AS vector_rank, t.rank AS text_rank
-            FROM ({nearest}) v FULL JOIN ({text_sql(condition)}) t USING (id)
-        """
-    else:
-        ranked = f"SELECT id, rank AS vector_rank, NULL::bigint AS text_rank FROM ({nearest}) v"
-    return f"""
-        SELECT r.id, r.vector_rank, r.text_rank, c.file_id, f.filename, c.vector_store_id,
-            c.text, c.attributes
-        FROM ({ranked}) r JOIN chunks c ON c.id = r.id JOIN files f ON f.id = c.file_id
-    """
-
-
-def candidate(row: tuple[Any, ...]) -> Candidate:
-    """A row of `search_sql`, in its column order."""
-    id_, vector_rank, text_rank, file_id, filename, store_id, text, attributes = row
-    return Candidate(
-        Chunk(id_, file_id, filename, store_id, text, dict(attributes or {})),
-        vector_rank,
-        text_rank,
-    )
+def chunk(row: tuple[Any, ...]) -> Chunk:
+    """A row of `vector_sql` or `text_sql`."""
+    id_, file_id, filename, store_id, text, attributes = row
+    return Chunk(id_, file_id, filename, store_id, text, dict(attributes or {}))

@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.db.engine import HNSW_EF_SEARCH, create_engine
+from gateway.db.read_pool import ReadPool, driver_sql
 from gateway.rag.common_terms import CommonTerms, too_common
 from gateway.rag.index import (
     HNSW_EF_CONSTRUCTION,
@@ -20,7 +21,6 @@ from gateway.rag.index import (
 from gateway.rag.search.filters import compile_filter
 from gateway.rag.search.fusion import text_query
 from gateway.rag.search.hybrid import search_vectors
-from gateway.rag.search.pool import SearchPool, driver_sql
 from gateway.rag.search.ranking import text_sql, vector_sql
 
 DIMS = 8
@@ -58,8 +58,8 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def pool(db: AsyncEngine, database_url: str) -> AsyncIterator[SearchPool]:
-    searches = SearchPool(database_url, 2, timeout_s=5)
+async def pool(db: AsyncEngine, database_url: str) -> AsyncIterator[ReadPool]:
+    searches = ReadPool(database_url, 2, timeout_s=5)
     await searches.open()
     yield searches
     await searches.close()
@@ -93,7 +93,7 @@ async def test_the_indexes_serve_both_rankings(db: AsyncEngine) -> None:
     assert "Seq Scan" not in explained
 
 
-async def test_search_vectors_fuses_and_filters(pool: SearchPool) -> None:
+async def test_search_vectors_fuses_and_filters(pool: ReadPool) -> None:
     hits = await search_vectors(pool, ["vs_1"], "zebra", [0.5] * DIMS, max_results=5)
     assert len(hits) == 5
     # First in the text ranking: as good as the nearest vector (ties keep vector first).
@@ -115,7 +115,7 @@ async def test_search_vectors_fuses_and_filters(pool: SearchPool) -> None:
 
 
 async def test_common_words_are_read_from_the_statistics_and_left_out(
-    db: AsyncEngine, pool: SearchPool
+    db: AsyncEngine, pool: ReadPool
 ) -> None:
     common = await CommonTerms().get(db)
     # 'chunk' and 'number' are in every row; 'zebra' in one; the md5 words in one each.
@@ -136,10 +136,10 @@ def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
     assert too_common(lexemes, freqs, rows=0) == []
 
 
-async def test_a_search_is_one_prepared_statement_on_one_connection(
+async def test_each_ranking_is_a_statement_prepared_on_the_pool_s_connection(
     db: AsyncEngine, database_url: str
 ) -> None:
-    single = SearchPool(database_url, 1, timeout_s=2)
+    single = ReadPool(database_url, 1, timeout_s=2)
     await single.open()
     try:
         # More searches than Postgres plans custom before it may switch a prepared
@@ -155,9 +155,9 @@ async def test_a_search_is_one_prepared_statement_on_one_connection(
             prepared = await conn.execute(
                 "SELECT count(*) FROM pg_prepared_statements WHERE NOT from_sql"
             )
-            # psycopg prepared the search statement on the pool's only connection, which
-            # starts with the session's HNSW settings and in autocommit.
-            assert (await prepared.fetchone()) == (1,)
+            # psycopg prepared the two rankings' statements on the pool's only connection
+            # (they took turns), which starts with the HNSW settings and in autocommit.
+            assert (await prepared.fetchone()) == (2,)
             ef_search = await (await conn.execute("SHOW hnsw.ef_search")).fetchone()
             assert ef_search == (str(HNSW_EF_SEARCH),) and conn.autocommit
     finally:
@@ -167,7 +167,7 @@ async def test_a_search_is_one_prepared_statement_on_one_connection(
 async def test_a_search_survives_its_pooled_connections_being_killed(
     db: AsyncEngine, database_url: str
 ) -> None:
-    searches = SearchPool(database_url, 2, timeout_s=2)
+    searches = ReadPool(database_url, 2, timeout_s=2)
     await searches.open()
     try:
         async with searches.connection() as one, searches.connection() as two:

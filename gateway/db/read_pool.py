@@ -1,18 +1,19 @@
-"""Search's own connections: a psycopg pool, connections in autocommit, each search
-statement prepared on the connection that runs it.
+"""A pool for hot read-only statements (search's): psycopg_pool, connections in
+autocommit, each statement prepared on the connection that runs it.
 
-Search runs one statement per request and is the hot path users wait on. Through
-SQLAlchemy's pool a search paid ~1.2 ms for the pre-ping's round trip and ~1 ms for the
-checkout and the isolation-level dance, as much as the statement itself at 100k chunks
-(benchmarks/README.md, "Vector-store search"); psycopg_pool hands out a connection in
-microseconds. psycopg prepares a statement on its connection (`prepare=True`), so
-Postgres parses and plans it once per connection, not once per search; the filter's SQL
-varies with its shape only, never with its values, which travel as parameters.
+Search is the hot path users wait on. Through SQLAlchemy's pool a search paid ~1.2 ms for
+the pre-ping's round trip and ~1 ms for the checkout and the isolation-level dance, as
+much as its statement at 100k chunks (benchmarks/README.md, "Vector-store search");
+psycopg_pool hands out a connection in microseconds. psycopg prepares a statement on its
+connection (`prepare=True`), so Postgres parses and plans it once per connection; SQL
+should vary with the shape of what is asked, never with values, which travel as
+parameters.
 
 No ping on checkout: a connection that died while idle (Postgres restarted, its backend
 terminated) fails its statement, the pool checks its other idle connections, and the
-search runs once more. While Postgres is down a search waits for a connection at most
-`timeout_s`, then fails with PoolTimeout, an OperationalError: a 503 (gateway.db.outage).
+statement runs once more. While Postgres is down a statement waits for a connection at
+most `timeout_s`, then fails with PoolTimeout, an OperationalError: a 503
+(gateway.db.outage).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from gateway.db.engine import with_session_options
 from gateway.db.url import libpq_url
 
 _DIALECT = PGDialectAsync_psycopg()  # type: ignore[no-untyped-call]  # SQLAlchemy's own
-# Distinct statement texts are few: one per embedding dimension, filter shape and whether
-# the query has words.
+# Distinct statement texts are few (search: one per ranking, embedding dimension and
+# filter shape).
 _CACHED = 512
 
 
@@ -41,7 +42,7 @@ def driver_sql(sql: str) -> str:
     return str(text(sql).compile(dialect=_DIALECT))
 
 
-class SearchPool:
+class ReadPool:
     """At most `size` connections, one kept open while idle; `open()` before use."""
 
     def __init__(self, database_url: str, size: int, *, timeout_s: float) -> None:

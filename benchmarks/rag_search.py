@@ -119,7 +119,7 @@ async def side_by_side(
     moment), query by query with the same vector so that both see the same load, taking
     turns going first; compare ratios, not absolutes."""
     engine = create_engine(url, pool_size=1)
-    searches = ReadPool(url, 2, timeout_s=10)
+    searches = ReadPool(url, 2, timeout_s=10, name="search")
     await searches.open()
     rng = random.Random(7)
     condition, params = compile_filter(filters)

@@ -43,9 +43,10 @@ def driver_sql(sql: str) -> str:
 
 
 class ReadPool:
-    """At most `size` connections, one kept open while idle; `open()` before use."""
+    """At most `size` connections, one kept open while idle; `open()` before use. `name`
+    is the pool's in psycopg_pool's log lines."""
 
-    def __init__(self, database_url: str, size: int, *, timeout_s: float) -> None:
+    def __init__(self, database_url: str, size: int, *, timeout_s: float, name: str) -> None:
         url, options = with_session_options(database_url)
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[tuple[Any, ...]]] = (
             AsyncConnectionPool(
@@ -54,14 +55,14 @@ class ReadPool:
                 min_size=1,
                 max_size=size,
                 timeout=timeout_s,
-                name="search",
+                name=name,
                 open=False,
             )
         )
 
     async def open(self) -> None:
         """Start connecting in the background: an unreachable database does not stop the
-        gateway from starting (searches answer 503 until it is back)."""
+        gateway from starting (statements fail until it is back: a 503)."""
         await self._pool.open(wait=False)
 
     async def close(self) -> None:

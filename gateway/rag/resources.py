@@ -69,7 +69,7 @@ async def open_retrieval(
 ) -> Retrieval:
     size = settings.rag_db_pool_size
     db = create_engine(database_url, size, max_overflow=0, pool_timeout=POOL_TIMEOUT_S)
-    search = ReadPool(database_url, size, timeout_s=POOL_TIMEOUT_S)
+    search = ReadPool(database_url, size, timeout_s=POOL_TIMEOUT_S, name="search")
     await search.open()
     jobs = create_engine(
         database_url, ingest_pool_size(settings.ingest_concurrency), max_overflow=0

@@ -59,7 +59,7 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def pool(db: AsyncEngine, database_url: str) -> AsyncIterator[ReadPool]:
-    searches = ReadPool(database_url, 2, timeout_s=5)
+    searches = ReadPool(database_url, 2, timeout_s=5, name="search")
     await searches.open()
     yield searches
     await searches.close()
@@ -139,7 +139,7 @@ def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
 async def test_each_ranking_is_a_statement_prepared_on_the_pool_s_connection(
     db: AsyncEngine, database_url: str
 ) -> None:
-    single = ReadPool(database_url, 1, timeout_s=2)
+    single = ReadPool(database_url, 1, timeout_s=2, name="search")
     await single.open()
     try:
         # More searches than Postgres plans custom before it may switch a prepared
@@ -167,7 +167,7 @@ async def test_each_ranking_is_a_statement_prepared_on_the_pool_s_connection(
 async def test_a_search_survives_its_pooled_connections_being_killed(
     db: AsyncEngine, database_url: str
 ) -> None:
-    searches = ReadPool(database_url, 2, timeout_s=2)
+    searches = ReadPool(database_url, 2, timeout_s=2, name="search")
     await searches.open()
     try:
         async with searches.connection() as one, searches.connection() as two:

@@ -120,7 +120,6 @@ async def side_by_side(
     turns going first; compare ratios, not absolutes."""
     engine = create_engine(url, pool_size=1)
     searches = ReadPool(url, 2, timeout_s=10, name="search")
-    await searches.open()
     rng = random.Random(7)
     condition, params = compile_filter(filters)
     common = await CommonTerms().get(engine)
@@ -153,7 +152,7 @@ async def side_by_side(
     async def bare_top10(vector: list[float]) -> None:
         await (await conn.execute(floor_sql, (vector_literal(vector),), prepare=True)).fetchall()
 
-    async with conn:
+    async with conn, searches:
         for i in range(queries + 20):
             vector = [rng.uniform(-0.5, 0.5) for _ in range(DIMS)]
             words = query_text(rng)
@@ -174,7 +173,6 @@ async def side_by_side(
                 searched.append(search_ms * 1000)
                 floor.append(floor_ms * 1000)
                 results += found
-    await searches.close()
     return _figures(searched) | {"mean_hits": results / queries}, _figures(floor)
 
 

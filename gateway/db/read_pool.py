@@ -43,8 +43,8 @@ def driver_sql(sql: str) -> str:
 
 
 class ReadPool:
-    """At most `size` connections, one kept open while idle; `open()` before use. `name`
-    is the pool's in psycopg_pool's log lines."""
+    """At most `size` connections, one kept open while idle; `open()` before use (or
+    `async with`). `name` is the pool's in psycopg_pool's log lines."""
 
     def __init__(self, database_url: str, size: int, *, timeout_s: float, name: str) -> None:
         url, options = with_session_options(database_url)
@@ -67,6 +67,13 @@ class ReadPool:
 
     async def close(self) -> None:
         await self._pool.close()
+
+    async def __aenter__(self) -> ReadPool:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     def connection(self) -> AbstractAsyncContextManager[psycopg.AsyncConnection[tuple[Any, ...]]]:
         """A connection of the pool, given back on leaving the block."""

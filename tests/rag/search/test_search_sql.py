@@ -59,10 +59,8 @@ async def db(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def pool(db: AsyncEngine, database_url: str) -> AsyncIterator[ReadPool]:
-    searches = ReadPool(database_url, 2, timeout_s=5, name="search")
-    await searches.open()
-    yield searches
-    await searches.close()
+    async with ReadPool(database_url, 2, timeout_s=5, name="search") as searches:
+        yield searches
 
 
 async def plan(db: AsyncEngine, filters: dict[str, object] | None, query: str) -> str:
@@ -139,9 +137,7 @@ def test_too_common_is_a_share_of_the_rows_capped_in_absolute_terms() -> None:
 async def test_each_ranking_is_a_statement_prepared_on_the_pool_s_connection(
     db: AsyncEngine, database_url: str
 ) -> None:
-    single = ReadPool(database_url, 1, timeout_s=2, name="search")
-    await single.open()
-    try:
+    async with ReadPool(database_url, 1, timeout_s=2, name="search") as single:
         # More searches than Postgres plans custom before it may switch a prepared
         # statement to a generic plan: the filter's values must still be honoured.
         for attempt in range(8):
@@ -160,16 +156,12 @@ async def test_each_ranking_is_a_statement_prepared_on_the_pool_s_connection(
             assert (await prepared.fetchone()) == (2,)
             ef_search = await (await conn.execute("SHOW hnsw.ef_search")).fetchone()
             assert ef_search == (str(HNSW_EF_SEARCH),) and conn.autocommit
-    finally:
-        await single.close()
 
 
 async def test_a_search_survives_its_pooled_connections_being_killed(
     db: AsyncEngine, database_url: str
 ) -> None:
-    searches = ReadPool(database_url, 2, timeout_s=2, name="search")
-    await searches.open()
-    try:
+    async with ReadPool(database_url, 2, timeout_s=2, name="search") as searches:
         async with searches.connection() as one, searches.connection() as two:
             pids = [conn.info.backend_pid for conn in (one, two)]
         assert await search_vectors(searches, ["vs_1"], "zebra", [0.5] * DIMS)
@@ -182,8 +174,6 @@ async def test_a_search_survives_its_pooled_connections_being_killed(
         assert await search_vectors(searches, ["vs_1"], "zebra", [0.5] * DIMS)
         async with searches.connection() as conn:
             assert conn.info.backend_pid not in pids
-    finally:
-        await searches.close()
 
 
 def test_statements_are_bound_by_name_for_the_driver() -> None:

@@ -39,7 +39,7 @@ async def create_store_file(store_id: str, request: Request, who: Who, rag: Rag)
         parse_strategy(body.get("chunking_strategy")),
     )
     async with db.begin() as conn:
-        await stores_db.check_store(conn, who, store_id)
+        await stores_db.check_store(conn, who, store_id, adding=True)
         await store_files_db.attach(conn, who, store_id, [item])
         row = await store_files_db.visible_store_file(conn, who, store_id, file_id)
     rag.work_arrived.set()
@@ -118,7 +118,7 @@ async def create_batch(store_id: str, request: Request, who: Who, rag: Rag) -> J
     items = _batch_items(body)
     batch_id = views.new_id("vsfb_")
     async with db.begin() as conn:
-        await stores_db.check_store(conn, who, store_id)
+        await stores_db.check_store(conn, who, store_id, adding=True)
         await store_files_db.create_batch(conn, store_id, batch_id)
         await store_files_db.attach(conn, who, store_id, items, batch_id)
         view = views.batch_view(await store_files_db.batch(conn, store_id, batch_id))

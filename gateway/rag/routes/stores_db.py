@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.errors import NotFound
 from gateway.rag.access import Caller
+from gateway.rag.expiry import expired_sql, store_expired
 from gateway.rag.routes.listing import list_rows
 from gateway.rag.routes.paging import PageRequest
 
@@ -54,14 +55,21 @@ async def visible_store(conn: AsyncConnection, who: Caller, store_id: str) -> Ma
     return row
 
 
-async def check_store(conn: AsyncConnection, who: Caller, store_id: str) -> None:
-    """404 unless the store exists and the caller reaches it; locks it against deletion."""
+async def check_store(
+    conn: AsyncConnection, who: Caller, store_id: str, *, adding: bool = False
+) -> None:
+    """404 unless the store exists and the caller reaches it; locks it against deletion.
+    `adding` files to it also needs it not expired (gateway.rag.expiry)."""
     params: dict[str, Any] = {"id": store_id}
     sql = (
-        f"SELECT 1 FROM vector_stores WHERE id = :id AND {who.condition('owner', params)} FOR SHARE"
+        f"SELECT {expired_sql('vector_stores')} FROM vector_stores "
+        f"WHERE id = :id AND {who.condition('owner', params)} FOR SHARE"
     )
-    if (await conn.execute(text(sql), params)).first() is None:
+    expired = (await conn.execute(text(sql), params)).scalar()
+    if expired is None:
         raise store_not_found(store_id)
+    if adding and expired:
+        raise store_expired(store_id, "vector_store_id")
 
 
 async def list_page(

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gateway.errors import InvalidRequest
+from gateway.rag import expiry
 from gateway.rag.ingestion.chunking import ChunkingStrategy
 
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -42,7 +43,7 @@ def file_view(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 def store_view(row: Mapping[Any, Any], now: datetime) -> dict[str, Any]:
     counts = {name: int(row[name] or 0) for name in FILE_STATUSES}
-    expires_at = _expires_at(row["expires_after"], row["last_active_at"])
+    expires_at = expiry.expires_at(row["expires_after"], row["last_active_at"])
     if expires_at is not None and expires_at <= now:
         status = "expired"
     else:
@@ -61,12 +62,6 @@ def store_view(row: Mapping[Any, Any], now: datetime) -> dict[str, Any]:
         "last_active_at": ts(row["last_active_at"]),
         "metadata": row["metadata"] or {},
     }
-
-
-def _expires_at(expires_after: Mapping[Any, Any] | None, last_active: datetime) -> datetime | None:
-    if not expires_after:
-        return None
-    return last_active + timedelta(days=int(expires_after["days"]))
 
 
 def vector_store_file_view(row: Mapping[Any, Any]) -> dict[str, Any]:

@@ -7,8 +7,10 @@ import asyncio
 from typing import Any
 
 import orjson
+import psycopg
 from openai.types.chat import ChatCompletionMessageParam
 
+from gateway.db.url import libpq_url
 from tests.admin import create_key
 from tests.conftest import SdkFactory
 from tests.fakes.engine import FakeEngine
@@ -115,4 +117,39 @@ async def test_a_store_of_another_owner_or_none_is_a_404_naming_the_tool(
         response = await http.post("/v1/chat/completions", json=body)
     assert response.status_code == 404
     assert response.json()["error"]["param"] == "tools[0].vector_store_ids"
+    assert chat_engine.seen.bodies == []
+
+
+async def test_an_expired_store_is_a_400_naming_the_tool(
+    rag_factory: RagFactory,
+    database_url: str,
+    chat_engine: FakeEngine,
+    embedder: Any,
+    sdk: SdkFactory,
+) -> None:
+    """One expired store of several fails the chat, named, rather than being left out."""
+    gw = await rag_factory(database_url, upstreams=[embedder.url, chat_engine.url])
+    key = (await create_key(gw)).secret
+    client = sdk(gw, api_key=key)
+    lasting, _ = await ingested(client, {"guide.md": GUIDE})
+    fleeting = await client.vector_stores.create(
+        name="fleeting",
+        expires_after={"anchor": "last_active_at", "days": 1},
+    )
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute(
+            "UPDATE vector_stores SET last_active_at = now() - interval '2 days' WHERE id = %s",
+            (fleeting.id,),
+        )
+    body = {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": "Which port?"}],
+        "tools": [{"type": "file_search", "vector_store_ids": [lasting, fleeting.id]}],
+    }
+    async with gw.client(headers={"authorization": f"Bearer {key}"}) as http:
+        response = await http.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "vector_store_expired" and fleeting.id in error["message"]
+    assert error["param"] == "tools[0].vector_store_ids"
     assert chat_engine.seen.bodies == []

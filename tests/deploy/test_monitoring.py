@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.deploy.compose import COMPOSE, ROOT, SCALE_OUT, load
+from gateway.deploy.init import render
+from tests.deploy.compose import COMPOSE, ROOT, load
+from tests.deploy.variations import VARIATIONS, Variation
 
 DEPLOY = ROOT / "deploy"
 GATEWAY_METRICS = (
@@ -88,19 +91,28 @@ def _jobs(name: str) -> dict[str, Any]:
     return {job["job_name"]: job for job in config["scrape_configs"]}
 
 
-@pytest.mark.parametrize("name", ["prometheus.yml", "prometheus.scale-out.yml"])
-def test_prometheus_scrapes_gateway_and_vllm(name: str) -> None:
-    jobs = _jobs(name)
+@pytest.mark.parametrize("variation", VARIATIONS, ids=lambda v: v.id)
+def test_prometheus_scrapes_the_gateway_and_every_engine(
+    variation: Variation, tmp_path: Path
+) -> None:
+    """However a user runs the stack, the config Prometheus mounts names every running vLLM
+    engine (an engine a profile adds is scraped too) and the gateway."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(render((ROOT / ".env.example").read_text(), None)[0])
+    project = variation.load(env_file, targets=("prometheus",))
+    (mount,) = (
+        v.split(":")[0]
+        for v in project.services["prometheus"]["volumes"]
+        if v.endswith(":/etc/prometheus/prometheus.yml:ro")
+    )
+    jobs = _jobs(mount.removeprefix("./deploy/prometheus/"))
     (gateway,) = jobs["gateway"]["dns_sd_configs"]
     assert gateway["names"] == ["gateway"] and gateway["port"] == 8080
     (engines,) = jobs["vllm"]["dns_sd_configs"]
-    assert {"vllm", "embed"} <= set(engines["names"]) and engines["port"] == 8000
-
-
-def test_scale_out_scrapes_the_second_engine() -> None:
-    (engines,) = _jobs("prometheus.scale-out.yml")["vllm"]["dns_sd_configs"]
-    assert "vllm-2" in engines["names"]
-    mounts = load(SCALE_OUT)["services"]["prometheus"]["volumes"]
-    assert (
-        "./deploy/prometheus/prometheus.scale-out.yml:/etc/prometheus/prometheus.yml:ro" in mounts
-    )
+    running = {
+        name
+        for name, spec in project.services.items()
+        if str(spec.get("image", "")).startswith("vllm/") and spec.get("restart") != "no"
+    }
+    assert running >= {"vllm", "embed"} and set(engines["names"]) == running
+    assert engines["port"] == 8000

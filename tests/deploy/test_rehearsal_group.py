@@ -6,6 +6,7 @@ time, and the order without the sleep in between fails the way it would on the G
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,12 @@ from tests.deploy.harness import Rehearse, base_url, first_key
 from tests.deploy.rehearsal import Rehearsal, RehearsalError
 from tests.deploy.variations import PROFILE_VARIATIONS, Variation
 
-GROUP_VARIATIONS = [v for v, p in zip(PROFILE_VARIATIONS, PROFILES, strict=True) if is_group(p)]
+# With Prometheus, as the profile's users would watch which model is awake.
+GROUP_VARIATIONS = [
+    replace(v, profiles=("monitoring",))
+    for v, p in zip(PROFILE_VARIATIONS, PROFILES, strict=True)
+    if is_group(p)
+]
 
 
 def statuses(stack: Rehearsal, key: str) -> dict[str, str]:
@@ -58,6 +64,14 @@ def test_both_models_answer_one_awake_at_a_time(variation: Variation, rehearse: 
         code, out = stack.run("vllm-sleep")
         assert code == 0 and "not a first start" in out, out
         assert statuses(stack, key)[first] == "awake"
+        # Prometheus scrapes both engines of the group, the sleeping one too.
+        code, out = stack.exec("prometheus", ["curl", "-s", "http://127.0.0.1:9090/api/v1/targets"])
+        engines = {
+            t["service"]: t["health"]
+            for t in json.loads(out)["data"]["activeTargets"]
+            if t["job"] == "vllm"
+        }
+        assert engines == {"vllm": "up", "vllm-b": "up", "embed": "up"}, engines
 
 
 @pytest.mark.parametrize("variation", GROUP_VARIATIONS, ids=lambda v: v.id)

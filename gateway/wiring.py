@@ -26,6 +26,7 @@ from gateway.rag.ingestion.worker import IngestWorker, start_worker
 from gateway.rag.resources import Retrieval, open_retrieval
 from gateway.state import STATE_KEY, AppState, Storage
 from gateway.upstream.adapters.manager import Adapters
+from gateway.upstream.adapters.store import AdapterStore
 from gateway.upstream.client import create_session
 from gateway.upstream.engines import Engines
 from gateway.upstream.monitor import Monitor
@@ -63,9 +64,16 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
             lambda u, why: monitor.set_health(u, False, why),
             switcher,
         )
+        storage: Storage | None = None
+        if settings.database_url:
+            storage = await _storage(settings.database_url, settings, metrics, stack)
         # LoRA adapters: kept loaded after each discovery and each wake of an engine.
         adapters = Adapters(
-            engines, settings.models_dir, monitor.rediscover, settings.lora_adapters
+            engines,
+            settings.models_dir,
+            monitor.rediscover,
+            settings.lora_adapters,
+            AdapterStore(storage.db) if storage is not None else None,
         )
         monitor.after_discovery = adapters.restore
         if switcher is not None:
@@ -74,11 +82,9 @@ async def running(settings: Settings, metrics: Metrics) -> AsyncIterator[AppStat
             stack.push_async_callback(switcher.stop)
         if not settings.engine_urls():
             log.warning("GATEWAY_UPSTREAMS is empty: no model can be served")
-        storage: Storage | None = None
         retrieval: Retrieval | None = None
         worker: IngestWorker | None = None
-        if settings.database_url:
-            storage = await _storage(settings.database_url, settings, metrics, stack)
+        if settings.database_url and storage is not None:
             guard = Guard(
                 settings,
                 metrics,

@@ -356,3 +356,15 @@ class EvalRun(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSONB)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class LoraAdapter(Base):
+    """A LoRA adapter loaded through `POST /admin/adapters`, as asked (the configuration's
+    are not stored): every process keeps it loaded, and a restart loads it again."""
+
+    __tablename__ = "lora_adapters"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text)
+    base_model: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -12,7 +12,7 @@ from gateway.db.engine import create_engine
 from gateway.db.migrate import alembic_config, current, upgrade
 from gateway.db.url import libpq_url, sqlalchemy_url
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_urls_users_write_are_accepted() -> None:
@@ -91,7 +91,7 @@ def test_0006_converts_an_existing_usage_table_with_its_rows(pg_server: Any) -> 
             before = conn.execute(text(select)).all()
 
         upgrade(url)
-        assert current(url) == "0006"
+        assert current(url) == HEAD
         with engine.begin() as conn:
             assert conn.execute(text(select)).all() == before
             parts = set(

@@ -5,12 +5,14 @@ as a model of its own: the registry learns it from the engine's `/v1/models`, wh
 lists it with `parent` = the base model, exactly as discovery finds any model. Keys'
 model lists, usage rows (`model` = the adapter's name) and `/v1/models` need nothing new.
 
-The adapters this process was asked for (the configuration's `lora_adapters`, and those
-loaded through the admin API since it started) are *wanted*: an engine that comes back
-without them (restarted, or a grouped engine woken by starting its process) gets them
-loaded again, after each discovery and after each wake. A grouped engine asleep when an
-adapter is asked for gets it on its next wake; meanwhile the adapter is listed, and a
-request for it wakes the engine like a request for its base model.
+The adapters asked for are *wanted*: the configuration's `lora_adapters`, and those
+loaded through the admin API (with a database they are stored, gateway.upstream.adapters.
+store: shared by every worker and replica and kept across restarts; without one, this
+process's since it started). An engine that comes back without them (restarted, or a
+grouped engine woken by starting its process) gets them loaded again, after each discovery
+and after each wake. A grouped engine asleep when an adapter is asked for gets it on its
+next wake; meanwhile the adapter is listed, and a request for it wakes the engine like a
+request for its base model.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.errors import Conflict, GatewayError, InvalidRequest, NotFound
 from gateway.upstream.adapters import engine_api
 from gateway.upstream.adapters.spec import AdapterPathError, AdapterSpec, confined_path
+from gateway.upstream.adapters.store import AdapterStore
 from gateway.upstream.engines import Engines, engine_message
 from gateway.upstream.registry import Upstream
 
@@ -43,8 +48,10 @@ class Adapters:
         models_dir: str,
         rediscover: Callable[[Upstream], Awaitable[None]],
         declared: list[AdapterSpec] = [],  # noqa: B006 (never mutated)
+        store: AdapterStore | None = None,
     ) -> None:
         self.engines = engines
+        self.store = store
         self.registry = engines.registry
         self.models_dir = models_dir
         self.rediscover = rediscover
@@ -63,12 +70,7 @@ class Adapters:
         taken = name in self.wanted or name in self._loading or name in self.registry.model_cards()
         # An alias (or a `claude-*` prefix) would send the adapter's requests elsewhere.
         if taken or self.registry.served_id(name) != name:
-            raise Conflict(
-                f"A model or adapter named `{name}` exists already; unload it first or "
-                "choose another name.",
-                param="name",
-                code="adapter_exists",
-            )
+            raise _exists(name)
         targets = self.registry.serving_base(base)
         if not targets:
             raise NotFound(
@@ -79,7 +81,16 @@ class Adapters:
         wanted = Wanted(spec.model_copy(update={"base_model": base}), path, declared=False)
         self._loading.add(name)
         try:
-            loaded = await self._load_everywhere(targets, wanted, request_id)
+            # Stored first: the name is then taken for every process, and one that reads
+            # it meanwhile loads the same adapter ("already loaded" is fine).
+            if self.store is not None and not await self.store.add(wanted.spec):
+                raise _exists(name)
+            try:
+                loaded = await self._load_everywhere(targets, wanted, request_id)
+            except GatewayError:
+                if self.store is not None:
+                    await self.store.remove(name)
+                raise
         finally:
             self._loading.discard(name)
         self.wanted[name] = wanted
@@ -117,6 +128,8 @@ class Adapters:
             raise NotFound(f"No LoRA adapter named `{name}`.", code="adapter_not_found")
         view = self._view(name)
         self.wanted.pop(name, None)
+        if self.store is not None:  # first, so that no other process loads it again
+            await self.store.remove(name)
         for upstream in serving:
             if not self._asleep(upstream):
                 status, payload = await engine_api.call(
@@ -142,11 +155,36 @@ class Adapters:
         return [self._view(name) for name in sorted(names)]
 
     # -- keeping them loaded -------------------------------------------------------------
+    async def sync(self) -> None:
+        """Adopt the stored adapters another process (or this one before a restart) loaded,
+        and forget those another process unloaded. The database being down leaves the
+        list as it was."""
+        if self.store is None:
+            return
+        try:
+            stored = {spec.name: spec for spec in await self.store.all()}
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("lora adapters not read", extra={"error": str(exc)})
+            return
+        for name, wanted in list(self.wanted.items()):
+            if not wanted.declared and name not in stored and name not in self._loading:
+                del self.wanted[name]
+        for name, spec in stored.items():
+            if name in self.wanted or name in self._loading:
+                continue
+            try:
+                path = confined_path(self.models_dir, spec.path)
+            except AdapterPathError as exc:  # GATEWAY_MODELS_DIR changed since it was loaded
+                log.error("lora adapter not restored", extra={"model": name, "error": str(exc)})
+                continue
+            self.wanted[name] = Wanted(spec, path, declared=False)
+
     async def restore(self, upstream: Upstream, *, after_restart: bool = False) -> None:
         """Load the wanted adapters this engine should have and lacks. After a restart
         (a grouped engine's wake) its model list is stale: every one is loaded, and
         "already loaded" is fine. Failures are logged, never raised: the caller is the
         monitor or a switch, and the adapter's own requests will say what is wrong."""
+        await self.sync()
         for wanted in list(self.wanted.values()):
             base = self.registry.served_id(wanted.spec.base_model)
             card = upstream.models.get(base)
@@ -223,10 +261,19 @@ class Adapters:
             "base_model": wanted.spec.base_model if wanted else card.get("parent"),
             "path": wanted.path if wanted else card.get("root"),
             "engines": [u.url for u in serving],
-            # Loaded again whenever an engine comes back without it (this process's list).
+            # Loaded again whenever an engine comes back without it.
             "kept": wanted is not None,
             "declared": wanted.declared if wanted else False,
         }
+
+
+def _exists(name: str) -> Conflict:
+    return Conflict(
+        f"A model or adapter named `{name}` exists already; unload it first or "
+        "choose another name.",
+        param="name",
+        code="adapter_exists",
+    )
 
 
 def _card(wanted: Wanted) -> dict[str, Any]:

@@ -25,7 +25,7 @@ router = APIRouter(prefix="/admin/adapters", dependencies=[Depends(require_admin
 
 @router.get("")
 async def list_adapters(state: StateDep) -> dict[str, Any]:
-    return {"object": "list", "data": state.adapters.listing()}
+    return {"object": "list", "data": await state.adapters.listing()}
 
 
 @router.post("", status_code=201)

@@ -17,7 +17,9 @@ request for its base model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,10 @@ from gateway.upstream.engines import Engines, engine_message
 from gateway.upstream.registry import Upstream
 
 log = logging.getLogger("gateway.upstream.adapters")
+
+# How stale this process's copy of the stored adapters may be when nothing is missing
+# from an engine; before loading one again it reads them afresh, and the admin list too.
+SYNC_EVERY_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,8 @@ class Adapters:
         self.rediscover = rediscover
         self.wanted: dict[str, Wanted] = {}
         self._loading: set[str] = set()  # names being loaded: a second load is a 409 too
+        self._synced_at = float("-inf")
+        self._sync_lock = asyncio.Lock()
         for spec in declared:  # their paths were checked with the settings
             self.wanted[spec.name] = Wanted(spec, confined_path(models_dir, spec.path), True)
 
@@ -119,8 +127,10 @@ class Adapters:
         return loaded
 
     async def unload(self, name: str, request_id: str) -> dict[str, Any]:
+        await self.sync()  # loaded through another process, maybe
+        wanted = self.wanted.get(name)
         serving = self.registry.serving_adapter(name)
-        if name not in self.wanted and not serving:
+        if wanted is None and not serving:
             if self.registry.serving_base(name):
                 raise InvalidRequest(
                     f"`{name}` is a base model, not a LoRA adapter.", code="not_an_adapter"
@@ -130,6 +140,9 @@ class Adapters:
         self.wanted.pop(name, None)
         if self.store is not None:  # first, so that no other process loads it again
             await self.store.remove(name)
+        if wanted is not None:  # on engines this process has not seen it on yet, too
+            base = self.registry.served_id(wanted.spec.base_model)
+            serving += [u for u in self.registry.serving_base(base) if u not in serving]
         for upstream in serving:
             if not self._asleep(upstream):
                 status, payload = await engine_api.call(
@@ -148,24 +161,29 @@ class Adapters:
         log.info("lora adapter unloaded", extra={"model": name})
         return {**view, "deleted": True}
 
-    def listing(self) -> list[dict[str, Any]]:
+    async def listing(self) -> list[dict[str, Any]]:
+        await self.sync()
         names = set(self.wanted)
         for upstream in self.registry.upstreams:
             names.update(n for n, card in upstream.models.items() if card.get("parent"))
         return [self._view(name) for name in sorted(names)]
 
     # -- keeping them loaded -------------------------------------------------------------
-    async def sync(self) -> None:
+    async def sync(self, max_age_s: float = 0.0) -> None:
         """Adopt the stored adapters another process (or this one before a restart) loaded,
-        and forget those another process unloaded. The database being down leaves the
-        list as it was."""
-        if self.store is None:
+        and forget those another process unloaded, unless read less than `max_age_s` ago.
+        The database being down leaves the list as it was."""
+        if self.store is None or time.monotonic() - self._synced_at < max_age_s:
             return
-        try:
-            stored = {spec.name: spec for spec in await self.store.all()}
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("lora adapters not read", extra={"error": str(exc)})
-            return
+        async with self._sync_lock:
+            if time.monotonic() - self._synced_at < max_age_s:
+                return  # read by another caller meanwhile
+            try:
+                stored = {spec.name: spec for spec in await self.store.all()}
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("lora adapters not read", extra={"error": str(exc)})
+                return
+            self._synced_at = time.monotonic()
         for name, wanted in list(self.wanted.items()):
             if not wanted.declared and name not in stored and name not in self._loading:
                 del self.wanted[name]
@@ -184,18 +202,12 @@ class Adapters:
         (a grouped engine's wake) its model list is stale: every one is loaded, and
         "already loaded" is fine. Failures are logged, never raised: the caller is the
         monitor or a switch, and the adapter's own requests will say what is wrong."""
-        await self.sync()
-        for wanted in list(self.wanted.values()):
-            base = self.registry.served_id(wanted.spec.base_model)
-            card = upstream.models.get(base)
-            if card is None or card.get("parent"):
-                continue
-            if (
-                not after_restart
-                and wanted.spec.name in upstream.models
-                and upstream.models[wanted.spec.name].get("parent")
-            ):
-                continue
+        await self.sync(SYNC_EVERY_S)
+        missing = self._missing(upstream, after_restart)
+        if any(not wanted.declared for wanted in missing):
+            await self.sync()  # unloaded through another process since? then it stays so
+            missing = self._missing(upstream, after_restart)
+        for wanted in missing:
             try:
                 await self._load_on(upstream, wanted, "adapter-restore", tolerate_loaded=True)
             except GatewayError as exc:
@@ -214,6 +226,20 @@ class Adapters:
         await self.restore(upstream, after_restart=True)
 
     # -- helpers ---------------------------------------------------------------------------
+    def _missing(self, upstream: Upstream, after_restart: bool) -> list[Wanted]:
+        """The wanted adapters of this engine's base models that it lacks (all of them
+        after a restart: its model list is stale)."""
+        missing = []
+        for wanted in self.wanted.values():
+            base = self.registry.served_id(wanted.spec.base_model)
+            card = upstream.models.get(base)
+            if card is None or card.get("parent"):
+                continue
+            listed = upstream.models.get(wanted.spec.name)
+            if after_restart or listed is None or not listed.get("parent"):
+                missing.append(wanted)
+        return missing
+
     def _asleep(self, upstream: Upstream) -> bool:
         switcher = self.engines.switcher
         return switcher is not None and switcher.asleep(upstream)

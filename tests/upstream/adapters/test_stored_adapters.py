@@ -56,16 +56,12 @@ async def test_an_adapter_unloaded_through_one_gateway_stays_unloaded(
     a, b = [await keyed_factory(models_dir=str(models_dir), discovery_interval_s=0.1) for _ in "ab"]
     async with a.client(headers=admin_headers()) as client:
         assert (await client.post(ADAPTERS, json=SPEC)).status_code == 201
-    for _ in range(50):  # b adopts it at its next discovery
-        if [v["kept"] for v in await listed(b)] == [True]:
-            break
-        await asyncio.sleep(0.1)
-    assert [v["kept"] for v in await listed(b)] == [True]
+    assert [v["kept"] for v in await listed(b)] == [True]  # b reads the stored list
 
     async with b.client(headers=admin_headers()) as client:
         assert (await client.delete(f"{ADAPTERS}/sql")).status_code == 200
     await asyncio.sleep(1.0)  # ten discoveries of each: neither loads it back
-    assert engine.lora.adapters == {}
+    assert engine.lora.adapters == {}, engine.lora.calls
     assert await listed(a) == [] and await listed(b) == []
     # And the name is free again, for either.
     async with a.client(headers=admin_headers()) as client:

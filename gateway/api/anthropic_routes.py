@@ -17,14 +17,10 @@ import orjson
 from fastapi import FastAPI
 
 from gateway.admission.cost import prompt_estimate
-from gateway.admission.guard import Pass
-from gateway.api.guarded_route import GuardedRoute, check_content_type, parse_json
+from gateway.api.guarded_route import Call, GuardedRoute, check_content_type, parse_json
 from gateway.errors import InvalidRequest
-from gateway.http.asgi import RawHeaders, Receive, Scope, Send, read_body
-from gateway.http.context import RequestContext
-from gateway.state import AppState
+from gateway.http.asgi import RawHeaders, Scope, read_body
 from gateway.upstream.dialect import ANTHROPIC
-from gateway.upstream.relay import RelayResult
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
@@ -72,21 +68,13 @@ class MessagesRoute(GuardedRoute):
         super().__init__(api, path)
         self.count_tokens = path == COUNT_TOKENS
 
-    async def _handle(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
+    async def _handle(self, call: Call) -> None:
+        state, granted, scope = call.state, call.granted, call.scope
         check_content_type(scope)
-        raw = await read_body(receive)
+        raw = await read_body(call.receive)
         checked = check_messages(parse_json(raw), count_tokens=self.count_tokens)
-        self.identify_end_user(state, granted, scope, checked.body)
-        model, candidates = self.route_model(state, ctx, granted, checked.model)
+        self.identify_end_user(call, checked.body)
+        model, candidates = self.route_model(call, checked.model)
         body = raw
         if model != checked.model:
             checked.body["model"] = model
@@ -100,6 +88,6 @@ class MessagesRoute(GuardedRoute):
                 granted, len(raw), checked.max_tokens, prompt_tokens=prompt_estimate(raw)
             )
         request = self.relay_request(
-            state, ctx, granted, body, model, stream=checked.stream, headers=passed_headers(scope)
+            call, body, model, stream=checked.stream, headers=passed_headers(scope)
         )
-        await self.relay(state, ctx, granted, request, candidates, receive, send, relayed)
+        await self.relay(call, request, candidates)

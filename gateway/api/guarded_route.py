@@ -4,7 +4,8 @@
 
 A family (OpenAI in openai_proxy.py, Anthropic Messages in anthropic_routes.py, vLLM's
 other serving routes in serving_routes.py) says how to read its request (`_handle`) and
-which `Dialect` its answers speak: where their usage is, what shape errors take.
+which `Dialect` its answers speak: where their usage is, what shape errors take. Every
+step reads the request's `Call`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import contextlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -57,6 +59,21 @@ _STOPPING = (
 )
 
 
+@dataclass(slots=True)
+class Call:
+    """One request on its way through a guarded route."""
+
+    state: AppState
+    ctx: RequestContext
+    granted: Pass
+    scope: Scope
+    receive: Receive
+    send: Send
+    # Filled in by the relay as it goes, so that a request cancelled mid-relay still
+    # knows what reached the engine and the client.
+    relayed: RelayResult
+
+
 class GuardedRoute(ABC):
     dialect: Dialect = OPENAI
 
@@ -65,16 +82,7 @@ class GuardedRoute(ABC):
         self.path = path
 
     @abstractmethod
-    async def _handle(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
+    async def _handle(self, call: Call) -> None:
         """Read and check this family's request, admit it, relay it."""
 
     async def send_error(self, send: Send, exc: GatewayError) -> int:
@@ -83,52 +91,40 @@ class GuardedRoute(ABC):
         return status
 
     @staticmethod
-    def identify_end_user(
-        state: AppState, granted: Pass, scope: Scope, body: dict[str, Any]
-    ) -> None:
+    def identify_end_user(call: Call, body: dict[str, Any]) -> None:
         """The person a trusted front end (Open WebUI) sends this request for, who gets
         limits and usage of their own; an untrusted key's headers and `user` field are
         never read."""
+        granted = call.granted
         if granted.key is None or not granted.key.trusted_front_end:
             return
-        secret = state.settings.end_user_jwt_secret
+        secret = call.state.settings.end_user_jwt_secret
         person = end_user_of(
             granted.key,
-            scope["headers"],
+            call.scope["headers"],
             body,
             secret.get_secret_value() if secret is not None else None,
         )
         granted.end_user = person.id if person is not None else None
 
-    def route_model(
-        self, state: AppState, ctx: RequestContext, granted: Pass, requested: str
-    ) -> tuple[str, list[Upstream]]:
+    @staticmethod
+    def route_model(call: Call, requested: str) -> tuple[str, list[Upstream]]:
         """The served model (aliases resolved) and its engines, if the key may use it."""
-        engines = state.engines
-        check_model_access(granted.key, engines.registry.served_id(requested), requested)
+        engines = call.state.engines
+        check_model_access(call.granted.key, engines.registry.served_id(requested), requested)
         model, candidates = engines.route(requested)
-        ctx.model = model
+        call.ctx.model = model
         return model, candidates
 
-    async def relay(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        request: RelayRequest,
-        candidates: Sequence[Upstream],
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
-        await state.relay.forward(request, candidates, receive, send, relayed)
-        ctx.upstream = relayed.upstream
+    @staticmethod
+    async def relay(call: Call, request: RelayRequest, candidates: Sequence[Upstream]) -> None:
+        relayed = call.relayed
+        await call.state.relay.forward(request, candidates, call.receive, call.send, relayed)
+        call.ctx.upstream = relayed.upstream
 
     def relay_request(
         self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
+        call: Call,
         body: bytes,
         model: str,
         *,
@@ -138,7 +134,7 @@ class GuardedRoute(ABC):
         headers: RawHeaders | None = None,
     ) -> RelayRequest:
         """What goes to the engine; `headers`: the client's own that it should see too."""
-        sent = state.engines.headers(ctx.request_id)
+        sent = call.state.engines.headers(call.ctx.request_id)
         for name, value in headers or ():
             sent[name.decode("latin-1")] = value.decode("latin-1")
         return RelayRequest(
@@ -148,8 +144,8 @@ class GuardedRoute(ABC):
             model=model,
             stream=stream,
             strip_usage=strip_usage,
-            started=ctx.started,
-            extra_headers=granted.headers,
+            started=call.ctx.started,
+            extra_headers=call.granted.headers,
             dialect=self.dialect,
         )
 
@@ -161,10 +157,8 @@ class GuardedRoute(ABC):
         in_flight.inc()
         # Until its usage is recorded: a graceful stop waits for that before the last flush.
         state.unrecorded.enter()
-        granted = Pass()
-        # Filled in by the relay as it goes, so that a request cancelled mid-relay still
-        # knows what reached the engine and the client.
-        relayed = RelayResult()
+        call = Call(state, ctx, Pass(), scope, receive, send, RelayResult())
+        granted, relayed = call.granted, call.relayed
         status, client_left = 0, False
         try:
             try:
@@ -172,7 +166,7 @@ class GuardedRoute(ABC):
                     raise InvalidRequest(f"Use POST for {self.path}.")
                 granted.key = await state.guard.authenticate(scope)
                 ctx.key_id = granted.key.id if granted.key else None
-                await self._handle(state, ctx, granted, scope, receive, send, relayed)
+                await self._handle(call)
                 status, client_left = relayed.status or 499, relayed.cancelled
             except GatewayError as exc:
                 # Raised after the request reached an engine (one that went silent), it
@@ -188,22 +182,12 @@ class GuardedRoute(ABC):
             # lease expires.
             relayed.cancelled = True
             stopping = isinstance(exc, asyncio.CancelledError)
-            await self._finish(
-                state,
-                ctx,
-                granted,
-                relayed,
-                503 if stopping else 500,
-                client_left=False,
-                answered=False,
-            )
+            await self._finish(call, 503 if stopping else 500, client_left=False, answered=False)
             if stopping:
                 await self._say_stopping(send, relayed)
             raise
         else:
-            await self._finish(
-                state, ctx, granted, relayed, status, client_left=client_left, answered=True
-            )
+            await self._finish(call, status, client_left=client_left, answered=True)
         finally:
             in_flight.dec()
 
@@ -218,34 +202,17 @@ class GuardedRoute(ABC):
                     error = UpstreamUnavailable(_STOPPING, code="server_shutting_down")
                     await self.send_error(send, error)
 
-    async def _finish(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        result: RelayResult,
-        status: int,
-        *,
-        client_left: bool,
-        answered: bool,
-    ) -> None:
+    async def _finish(self, call: Call, status: int, *, client_left: bool, answered: bool) -> None:
         try:
-            charged = cost(granted, result)
-            self._meter(state, ctx, result, charged, client_left)
-            self._record(state, ctx, granted, result, charged, status)
-            await state.guard.settle(granted, charged, answered=answered)
+            charged = cost(call.granted, call.relayed)
+            self._meter(call, charged, client_left)
+            self._record(call, charged, status)
+            await call.state.guard.settle(call.granted, charged, answered=answered)
         finally:
-            state.unrecorded.leave()
+            call.state.unrecorded.leave()
 
-    def _meter(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        result: RelayResult,
-        cost: Cost,
-        client_left: bool,
-    ) -> None:
-        metrics = state.metrics
+    def _meter(self, call: Call, cost: Cost, client_left: bool) -> None:
+        metrics, ctx, result = call.state.metrics, call.ctx, call.relayed
         if client_left:
             metrics.child(metrics.client_disconnects, self.path).inc()
         if result.ttft_s is not None:
@@ -255,18 +222,11 @@ class GuardedRoute(ABC):
         if cost.completion_tokens:
             metrics.child(metrics.tokens, ctx.model, "completion").inc(cost.completion_tokens)
 
-    def _record(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        result: RelayResult,
-        cost: Cost,
-        status: int,
-    ) -> None:
+    def _record(self, call: Call, cost: Cost, status: int) -> None:
+        ctx, granted, result = call.ctx, call.granted, call.relayed
         if granted.key is None:
             return
-        state.guard.record(
+        call.state.guard.record(
             event_from_request(
                 request_id=ctx.request_id,
                 key_id=granted.key.id,

@@ -10,22 +10,18 @@ import orjson
 from fastapi import FastAPI
 
 from gateway.admission.cost import prompt_estimate
-from gateway.admission.guard import Pass
 from gateway.api.embedding_input import decode_token_input
-from gateway.api.guarded_route import GuardedRoute, check_content_type, parse_json
+from gateway.api.guarded_route import Call, GuardedRoute, check_content_type, parse_json
 from gateway.api.request_checks import Endpoint, check_request
 from gateway.errors import NeedsDatabase
-from gateway.http.asgi import Receive, Scope, Send, read_body
-from gateway.http.context import RequestContext
+from gateway.http.asgi import read_body
 from gateway.rag.access import NEEDS_DATABASE
 from gateway.rag.grounding import chat as rag_chat
 from gateway.rag.grounding.citations import CitationRewriter
 from gateway.rag.grounding.responses_output import ResponsesRewriter
 from gateway.rag.grounding.responses_request import chat_request
 from gateway.rag.metering import Payer
-from gateway.state import AppState
 from gateway.upstream.dialect import OPENAI, RESPONSES
-from gateway.upstream.relay import RelayResult
 
 # The endpoints whose requests may carry a file_search tool for the gateway to run.
 _GROUNDED = frozenset({Endpoint.CHAT, Endpoint.RESPONSES})
@@ -39,21 +35,13 @@ class ProxyRoute(GuardedRoute):
         # events are still the Responses API's (the rewriter turns them back).
         self.dialect = RESPONSES if endpoint is Endpoint.RESPONSES else OPENAI
 
-    async def _handle(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
+    async def _handle(self, call: Call) -> None:
+        state, granted, scope = call.state, call.granted, call.scope
         check_content_type(scope)
-        raw = await read_body(receive)
+        raw = await read_body(call.receive)
         checked = check_request(self.endpoint, parse_json(raw), max_n=state.settings.max_n)
         changed = checked.changed
-        self.identify_end_user(state, granted, scope, checked.body)
+        self.identify_end_user(call, checked.body)
         if self.endpoint is Endpoint.EMBEDDINGS:
             changed = decode_token_input(checked.body) or changed
         # A dict lookup for plain requests; only a file_search tool goes further.
@@ -63,7 +51,7 @@ class ProxyRoute(GuardedRoute):
         turn = None  # a Response with file_search is answered through chat completions
         if file_search is not None and self.endpoint is Endpoint.RESPONSES:
             turn = chat_request(checked.body, file_search.sent)
-        model, candidates = self.route_model(state, ctx, granted, checked.model)
+        model, candidates = self.route_model(call, checked.model)
         if model != checked.model:
             checked.body["model"] = model
             changed = True
@@ -75,9 +63,7 @@ class ProxyRoute(GuardedRoute):
             prompt_tokens=prompt_estimate(raw),
         )
         request = self.relay_request(
-            state,
-            ctx,
-            granted,
+            call,
             orjson.dumps(checked.body) if changed else raw,
             model,
             stream=checked.stream,
@@ -89,7 +75,7 @@ class ProxyRoute(GuardedRoute):
             # The query's embedding is metered as its own event on this request's route.
             if state.retrieval is None:  # the answer the Files and Vector Stores routes give
                 raise NeedsDatabase(NEEDS_DATABASE, param=f"tools[{file_search.position}]")
-            payer = Payer(granted.key, self.path, ctx.request_id, within_request=True)
+            payer = Payer(granted.key, self.path, call.ctx.request_id, within_request=True)
             grounding = await rag_chat.augment(
                 state.retrieval, payer, file_search, chat, checked.max_tokens, request, candidates
             )
@@ -105,4 +91,4 @@ class ProxyRoute(GuardedRoute):
                 request.rewrite = CitationRewriter(grounding.sources)
             # Retrieved passages made the prompt longer than the client's body.
             granted.prompt_estimate = max(granted.prompt_estimate, prompt_estimate(request.body))
-        await self.relay(state, ctx, granted, request, candidates, receive, send, relayed)
+        await self.relay(call, request, candidates)

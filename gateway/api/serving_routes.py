@@ -20,15 +20,11 @@ import orjson
 from fastapi import FastAPI
 
 from gateway.admission.cost import prompt_estimate
-from gateway.admission.guard import Pass
 from gateway.api.audio_form import read_form, with_model
-from gateway.api.guarded_route import GuardedRoute, check_content_type, parse_json
+from gateway.api.guarded_route import Call, GuardedRoute, check_content_type, parse_json
 from gateway.errors import InvalidRequest
-from gateway.http.asgi import Receive, Scope, Send, header, read_body
-from gateway.http.context import RequestContext
-from gateway.state import AppState
+from gateway.http.asgi import header, read_body
 from gateway.upstream.dialect import OPENAI, Tokens
-from gateway.upstream.relay import RelayResult
 
 UNMETERED_PATHS = ("/tokenize", "/detokenize")
 POOLING_PATHS = (
@@ -70,27 +66,19 @@ class ServingRoute(GuardedRoute):
         self.dialect = OPENAI
         self.metered = path not in UNMETERED_PATHS
 
-    async def _handle(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
+    async def _handle(self, call: Call) -> None:
+        state, granted, scope = call.state, call.granted, call.scope
         check_content_type(scope)
-        raw = await read_body(receive)
+        raw = await read_body(call.receive)
         body = parse_json(raw)
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
-        self.identify_end_user(state, granted, scope, body)
+        self.identify_end_user(call, body)
         requested = body.get("model")
         if not isinstance(requested, str) or not requested:
             # vLLM would pick its one model; behind the gateway the model names the engine.
             raise InvalidRequest("You must provide a model parameter (a string).", param="model")
-        model, candidates = self.route_model(state, ctx, granted, requested)
+        model, candidates = self.route_model(call, requested)
         if model != requested:
             body["model"] = model
             raw = orjson.dumps(body)
@@ -98,8 +86,8 @@ class ServingRoute(GuardedRoute):
         # routes run no model: a request (rpm, parallel, a usage event), no tokens.
         estimate = prompt_estimate(raw) if self.metered else 0
         await state.guard.admit(granted, len(raw), 0, sequences=0, prompt_tokens=estimate)
-        request = self.relay_request(state, ctx, granted, raw, model)
-        await self.relay(state, ctx, granted, request, candidates, receive, send, relayed)
+        request = self.relay_request(call, raw, model)
+        await self.relay(call, request, candidates)
 
 
 class AudioRoute(GuardedRoute):
@@ -109,28 +97,20 @@ class AudioRoute(GuardedRoute):
         super().__init__(api, path)
         self.dialect = AUDIO
 
-    async def _handle(
-        self,
-        state: AppState,
-        ctx: RequestContext,
-        granted: Pass,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        relayed: RelayResult,
-    ) -> None:
+    async def _handle(self, call: Call) -> None:
+        state, granted, scope = call.state, call.granted, call.scope
         content_type = header(scope, b"content-type")
-        raw = await read_body(receive)  # capped at GATEWAY_MAX_AUDIO_BYTES at the door
+        raw = await read_body(call.receive)  # capped at GATEWAY_MAX_AUDIO_BYTES at the door
         form = read_form(raw, content_type)
-        model, candidates = self.route_model(state, ctx, granted, form.model)
+        model, candidates = self.route_model(call, form.model)
         if model != form.model:
             raw = with_model(raw, form, model)
         # The audio is no text prompt; the transcript is reserved as any answer is.
         await state.guard.admit(granted, len(raw), None, prompt_tokens=0)
-        request = self.relay_request(state, ctx, granted, raw, model, stream=form.stream)
+        request = self.relay_request(call, raw, model, stream=form.stream)
         # The form's own type: its boundary frames the body as sent.
         request.headers["content-type"] = (content_type or b"").decode("latin-1")
-        await self.relay(state, ctx, granted, request, candidates, receive, send, relayed)
+        await self.relay(call, request, candidates)
 
 
 def serving_routes(api: FastAPI) -> dict[str, GuardedRoute]:

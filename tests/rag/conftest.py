@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import psycopg
 import pytest
 
+from gateway.db.url import libpq_url
 from tests.admin import ADMIN_KEY
 from tests.conftest import GatewayFactory, RunningGateway
 from tests.fakes.embedder import FakeEmbedder
@@ -49,3 +51,13 @@ async def rag_gateway(rag_factory: RagFactory, database_url: str) -> RunningGate
 async def stop_worker(gw: RunningGateway) -> None:
     if gw.state.ingest is not None:
         await gw.state.ingest.stop()
+
+
+def age_stores(database_url: str, days: int, *store_ids: str) -> None:
+    """Make these vector stores look idle for `days`."""
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        conn.execute(
+            "UPDATE vector_stores SET last_active_at = now() - make_interval(days => %s) "
+            "WHERE id = ANY(%s)",
+            (days, list(store_ids)),
+        )

@@ -7,14 +7,12 @@ import asyncio
 from typing import Any
 
 import orjson
-import psycopg
 from openai.types.chat import ChatCompletionMessageParam
 
-from gateway.db.url import libpq_url
 from tests.admin import create_key
 from tests.conftest import SdkFactory
 from tests.fakes.engine import FakeEngine
-from tests.rag.conftest import RagFactory
+from tests.rag.conftest import RagFactory, age_stores
 
 GUIDE = (
     b"Installing the gateway.\n\nThe gateway listens on port 8080 unless GATEWAY_PORT says "
@@ -136,11 +134,7 @@ async def test_an_expired_store_is_a_400_naming_the_tool(
         name="fleeting",
         expires_after={"anchor": "last_active_at", "days": 1},
     )
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute(
-            "UPDATE vector_stores SET last_active_at = now() - interval '2 days' WHERE id = %s",
-            (fleeting.id,),
-        )
+    age_stores(database_url, 2, fleeting.id)
     body = {
         "model": "fake-model",
         "messages": [{"role": "user", "content": "Which port?"}],

@@ -7,21 +7,13 @@ from __future__ import annotations
 import io
 
 import openai
-import psycopg
 import pytest
 
-from gateway.db.url import libpq_url
 from tests.admin import ADMIN_KEY
 from tests.conftest import RunningGateway, SdkFactory
+from tests.rag.conftest import age_stores
 
 ONE_DAY = {"anchor": "last_active_at", "days": 1}
-
-
-def age_stores(database_url: str, days: int) -> None:
-    with psycopg.connect(libpq_url(database_url)) as conn:
-        conn.execute(
-            "UPDATE vector_stores SET last_active_at = now() - make_interval(days => %s)", (days,)
-        )
 
 
 async def test_an_expired_store_is_refused_until_revived(
@@ -37,7 +29,7 @@ async def test_an_expired_store_is_refused_until_revived(
     query = "when does the ferry leave"
     assert (await client.vector_stores.search(store.id, query=query)).data
 
-    age_stores(database_url, 2)
+    age_stores(database_url, 2, store.id)
     assert (await client.vector_stores.retrieve(store.id)).status == "expired"
     with pytest.raises(openai.BadRequestError) as info:
         await client.vector_stores.search(store.id, query=query)

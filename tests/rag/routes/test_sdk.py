@@ -67,7 +67,11 @@ async def test_ingest_and_search_with_filters(rag_gateway: RunningGateway, sdk: 
     store = await client.vector_stores.retrieve(store.id)
     assert store.file_counts.completed == 3 and store.usage_bytes > 0
 
-    page = await client.vector_stores.search(store.id, query="refunds for damaged goods")
+    # rewrite_query is accepted; the query is searched as written, and the answer says so.
+    page = await client.vector_stores.search(
+        store.id, query="refunds for damaged goods", rewrite_query=True
+    )
+    assert page.search_query == ["refunds for damaged goods"]  # type: ignore[attr-defined]
     hits = page.data
     assert hits[0].filename == "billing.md" and 0 < hits[0].score <= 1
     assert "fourteen days" in hits[0].content[0].text
